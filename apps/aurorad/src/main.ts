@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+import { runDaemon } from '@aether/daemon';
+import { aurorad } from './aurorad';
+
+void runDaemon(aurorad);

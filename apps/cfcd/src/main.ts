@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+import { runDaemon } from '@aether/daemon';
+import { cfcd } from './cfcd';
+
+void runDaemon(cfcd);

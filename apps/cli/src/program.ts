@@ -1,0 +1,19 @@
+import { Command } from 'commander';
+import { defaultClientConfigPath } from '@aether/config';
+import { healthCommand } from './commands/health';
+import { pkiCommand } from './commands/pki';
+
+/** The `aether` command line: one subcommand per capability, human output by default, --json for scripts. */
+export function buildProgram(): Command {
+  const program = new Command('aether')
+    .description('Command line for Aether: a local substrate for AI agents (aetherd, aurorad, cfcd).')
+    .option('-c, --config <file>', 'client configuration (sockets, CA, client certificate)', defaultClientConfigPath())
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      '\nThe client configuration defaults to $AETHER_CONFIG, else ~/.aether/config.yaml; certificates default to ~/.aether/pki/.',
+    );
+  program.addCommand(healthCommand());
+  program.addCommand(pkiCommand());
+  return program;
+}

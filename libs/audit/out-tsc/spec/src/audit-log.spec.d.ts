@@ -1,0 +1,2 @@
+export {};
+//# sourceMappingURL=audit-log.spec.d.ts.map

@@ -1,0 +1,1 @@
+export { AuditLog, type AuditRecord, type AuditLogOptions, type AuditEntry } from './audit-log';

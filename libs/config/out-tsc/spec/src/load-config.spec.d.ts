@@ -1,0 +1,2 @@
+export {};
+//# sourceMappingURL=load-config.spec.d.ts.map

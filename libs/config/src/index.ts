@@ -1,0 +1,13 @@
+export { loadConfig, type ConfigSources, envVarName, leafPaths } from './load-config';
+export { ConfigError, type ConfigIssue } from './config-error';
+export {
+  serverConfigSchema,
+  clientEndpointSchema,
+  type ServerConfig,
+  type ClientEndpointConfig,
+  defaultServerConfig,
+  DEFAULT_TRUST_DOMAIN,
+  socketModeSchema,
+} from './schemas';
+export { loadClientConfig, defaultClientConfigPath, type ClientConfig } from './client-config';
+export { peerDaemonConfigSchema, defaultPeerDaemonConfig, type PeerDaemonConfig } from './peer';

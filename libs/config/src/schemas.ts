@@ -1,0 +1,82 @@
+import { z } from 'zod';
+
+export const DEFAULT_TRUST_DOMAIN = 'aether.local';
+
+/** An octal permission string such as `0660`: group may connect, others may not. */
+export const socketModeSchema = z
+  .string()
+  .regex(/^0?[0-7]{3}$/, 'must be an octal mode such as "0660"')
+  .refine((m) => (parseInt(m, 8) & 0o007) === 0, 'must not grant access to others (last digit must be 0)');
+
+const tlsFilesSchema = z.strictObject({
+  /** PEM CA bundle that client/server certificates must chain to. */
+  caFile: z.string().min(1),
+  /** PEM certificate carrying this program's SPIFFE ID as a URI SAN. */
+  certFile: z.string().min(1),
+  /** PEM PKCS#8 private key for certFile; must not be readable by others. */
+  keyFile: z.string().min(1),
+});
+
+/** How a daemon listens. */
+export const serverConfigSchema = z.strictObject({
+  socket: z.strictObject({
+    path: z.string().min(1).startsWith('/', 'must be an absolute path'),
+    mode: socketModeSchema,
+    /** Group owning the socket; members may connect. Empty keeps the daemon's own group. */
+    group: z.string(),
+  }),
+  tls: tlsFilesSchema.extend({
+    /**
+     * `mtls` (default): every client must present a certificate from caFile.
+     * `insecure-plaintext`: no TLS; access rests on socket permissions alone. Development only.
+     */
+    mode: z.enum(['mtls', 'insecure-plaintext']),
+    trustDomain: z.string().regex(/^[a-z0-9._-]+$/, 'must be a lowercase SPIFFE trust domain'),
+  }),
+  /** Directory for this daemon's persistent state. */
+  stateDir: z.string().min(1).startsWith('/', 'must be an absolute path'),
+  /** Directory holding policy files (*.cedar and the schema). */
+  policyDir: z.string().min(1),
+  /** Audit log file (JSON lines, hash-chained). */
+  auditLog: z.string().min(1),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+  /** How long SIGTERM waits for in-flight calls before closing them. */
+  shutdownGraceMs: z.number().int().min(0).max(600_000),
+  /** Largest request or response message, in bytes. */
+  maxMessageBytes: z
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(256 * 1024 * 1024),
+});
+export type ServerConfig = z.infer<typeof serverConfigSchema>;
+
+/** How a program reaches one daemon. */
+export const clientEndpointSchema = tlsFilesSchema.extend({
+  socket: z.string().min(1),
+  /** The SPIFFE ID the server's certificate must carry, e.g. spiffe://aether.local/aetherd. */
+  serverId: z.string().startsWith('spiffe://', 'must be a spiffe:// URI'),
+  /** `insecure-plaintext` only for a daemon started that way. */
+  mode: z.enum(['mtls', 'insecure-plaintext']),
+});
+export type ClientEndpointConfig = z.infer<typeof clientEndpointSchema>;
+
+/** Packaged defaults (the paths of ARCHITECTURE §3 and §6) for the daemon called `name`. */
+export function defaultServerConfig(name: string, stateDir = '/var/lib/aether'): ServerConfig {
+  return {
+    socket: { path: `/run/aether/${name}.sock`, mode: '0660', group: 'aether' },
+    tls: {
+      mode: 'mtls',
+      trustDomain: DEFAULT_TRUST_DOMAIN,
+      caFile: '/etc/aether/pki/ca.crt',
+      certFile: `/etc/aether/pki/${name}.crt`,
+      keyFile: `/etc/aether/pki/${name}.key`,
+    },
+    stateDir,
+    policyDir: '/etc/aether/policy',
+    auditLog: `/var/log/aether/${name}.jsonl`,
+    logLevel: 'info',
+    shutdownGraceMs: 10_000,
+    maxMessageBytes: 16 * 1024 * 1024,
+  };
+}

@@ -1,0 +1,151 @@
+import { Command, Option } from 'commander';
+import type { z } from 'zod';
+import { ConfigError, loadConfig, type ServerConfig } from '@aether/config';
+import { createLogger, type Logger } from '@aether/log';
+import { AuditLog } from '@aether/audit';
+import { StaticPolicy, type StaticPolicyRule } from '@aether/policy';
+import { AetherServer, type AuditHook, type PolicyHook } from '@aether/rpc';
+
+/** Exit codes, after sysexits(3), so systemd and scripts can tell a bad config from a crash. */
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 64, CONFIG: 78 } as const;
+
+export interface DaemonContext<C> {
+  config: C;
+  log: Logger;
+}
+
+/** What a daemon registered; `close` runs after the server has drained. */
+export interface Registered {
+  close?: () => Promise<void>;
+}
+
+export interface DaemonDefinition<S extends z.ZodType<ServerConfig>> {
+  name: string;
+  description: string;
+  schema: S;
+  defaults: () => z.infer<S>;
+  /** e.g. AETHERD: AETHERD_SOCKET_PATH overrides socket.path. */
+  envPrefix: string;
+  /** Extra flags beyond the common ones: flag → dotted config path. */
+  extraFlags?: { flag: string; path: string; description: string }[];
+  /** Interim deny-by-default rules until Cedar policy files take over. */
+  policyRules: (config: z.infer<S>) => StaticPolicyRule[];
+  register: (server: AetherServer, ctx: DaemonContext<z.infer<S>>) => Promise<Registered>;
+}
+
+const COMMON_FLAGS: { flag: string; path: string; description: string }[] = [
+  { flag: '--socket <path>', path: 'socket.path', description: 'Unix socket to listen on' },
+  { flag: '--socket-mode <mode>', path: 'socket.mode', description: 'socket permissions, octal (e.g. 0660)' },
+  { flag: '--socket-group <group>', path: 'socket.group', description: 'group owning the socket ("" keeps the daemon\'s group)' },
+  { flag: '--ca <file>', path: 'tls.caFile', description: 'CA certificate clients must chain to' },
+  { flag: '--cert <file>', path: 'tls.certFile', description: "this daemon's certificate (SPIFFE ID in a URI SAN)" },
+  { flag: '--key <file>', path: 'tls.keyFile', description: "this daemon's private key" },
+  { flag: '--trust-domain <domain>', path: 'tls.trustDomain', description: 'SPIFFE trust domain of callers' },
+  { flag: '--state-dir <dir>', path: 'stateDir', description: 'directory for persistent state' },
+  { flag: '--policy-dir <dir>', path: 'policyDir', description: 'directory of policy files' },
+  { flag: '--audit-log <file>', path: 'auditLog', description: 'audit log file (JSON lines, hash-chained)' },
+  { flag: '--log-level <level>', path: 'logLevel', description: 'trace|debug|info|warn|error|fatal|silent' },
+];
+
+const flagKey = (flag: string): string =>
+  (flag.split(' ')[0] ?? '')
+    .replace(/^--/, '')
+    .replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+/**
+ * The life of a daemon: flags + environment + file → validated config → logger → policy and audit
+ * hooks → server with its services → serve until SIGTERM/SIGINT → drain → exit.
+ */
+export async function runDaemon<S extends z.ZodType<ServerConfig>>(
+  def: DaemonDefinition<S>,
+  argv: string[] = process.argv,
+): Promise<void> {
+  const flags = [...COMMON_FLAGS, ...(def.extraFlags ?? [])];
+  const program = new Command(def.name)
+    .description(def.description)
+    .addOption(
+      new Option('-c, --config <file>', 'configuration file (YAML)')
+        .env(`${def.envPrefix}_CONFIG`)
+        .default(`/etc/aether/${def.name}.yaml`),
+    )
+    .option(
+      '--insecure-plaintext-socket',
+      'serve without TLS; only socket permissions protect the daemon (development only)',
+    )
+    .option('--check-config', 'validate the configuration, print it and exit')
+    .addHelpText(
+      'after',
+      `\nPrecedence: flags > environment (${def.envPrefix}_<SETTING>, e.g. ${def.envPrefix}_SOCKET_PATH) > file > defaults.\n` +
+        `Exit codes: 0 ok, 1 failure, 64 usage, 78 bad configuration.`,
+    );
+  for (const f of flags) program.option(f.flag, f.description);
+  program.exitOverride((err) => process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE));
+  program.parse(argv);
+  const opts = program.opts<Record<string, unknown>>();
+
+  const flagValues: Record<string, unknown> = {};
+  const flagNames: Record<string, string> = {};
+  for (const f of flags) {
+    const v = opts[flagKey(f.flag)];
+    if (v !== undefined) {
+      flagValues[f.path] = v;
+      flagNames[f.path] = f.flag.split(' ')[0] ?? f.flag;
+    }
+  }
+  if (opts['insecurePlaintextSocket']) {
+    flagValues['tls.mode'] = 'insecure-plaintext';
+    flagNames['tls.mode'] = '--insecure-plaintext-socket';
+  }
+
+  let config: z.infer<S>;
+  try {
+    config = loadConfig(def.schema, {
+      defaults: def.defaults(),
+      file: opts['config'] as string,
+      fileRequired: opts['config'] !== `/etc/aether/${def.name}.yaml`,
+      envPrefix: def.envPrefix,
+      flags: flagValues,
+      flagNames,
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${def.name}: ${err.message}\n`);
+      process.exit(EXIT.CONFIG);
+    }
+    throw err;
+  }
+  if (opts['checkConfig']) {
+    process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+    process.exit(EXIT.OK);
+  }
+
+  const log = createLogger({ service: def.name, level: config.logLevel });
+  try {
+    const audit = new AuditLog({ path: config.auditLog, daemon: def.name });
+    const auditHook: AuditHook = {
+      record: async (rec, { durable }) => {
+        audit.append(
+          { ...rec, actor: rec.actor, action: rec.action, decision: rec.decision, resource: rec.resource },
+          durable,
+        );
+      },
+    };
+    const policy: PolicyHook = new StaticPolicy(def.policyRules(config));
+    const server = new AetherServer({ name: def.name, config, log, policy, audit: auditHook });
+    const registered = await def.register(server, { config, log });
+    await server.start();
+    process.on('SIGHUP', () => log.info('SIGHUP received; nothing to reload yet'));
+    server.stopOnSignals(() => {
+      (registered.close ?? (() => Promise.resolve()))()
+        .catch((err: unknown) => log.error({ err }, 'error while closing'))
+        .finally(() => {
+          audit.close();
+          process.exit(EXIT.OK);
+        });
+    });
+  } catch (err) {
+    log.fatal({ err: { message: (err as Error).message, name: (err as Error).name } }, `cannot start: ${(err as Error).message}`);
+    // Let pino flush before exiting.
+    setImmediate(() => process.exit(EXIT.FAILURE));
+  }
+}

@@ -1,0 +1,2 @@
+export {};
+//# sourceMappingURL=logger.spec.d.ts.map

@@ -1,0 +1,16 @@
+/**
+ * Single place that loads `@peculiar/x509`, so the Reflect shim is always
+ * installed before it and the WebCrypto provider is always configured.
+ *
+ * @internal
+ */
+import './reflect-metadata-shim';
+
+import { webcrypto } from 'node:crypto';
+
+import * as x509 from '@peculiar/x509';
+
+// Node's own WebCrypto: no native addon and no JS crypto re-implementation.
+x509.cryptoProvider.set(webcrypto);
+
+export { x509, webcrypto };

@@ -1,0 +1,2 @@
+export {};
+//# sourceMappingURL=static-policy.spec.d.ts.map

@@ -1,0 +1,1 @@
+export { StaticPolicy, type PolicyDecision, type StaticPolicyRule } from './static-policy';

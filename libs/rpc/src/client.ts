@@ -1,0 +1,140 @@
+import { readFileSync } from 'node:fs';
+import type { PeerCertificate } from 'node:tls';
+import {
+  credentials,
+  Metadata,
+  type CallOptions,
+  type Client,
+  type ClientOptions,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  type ChannelCredentials,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import type { ClientEndpointConfig } from '@aether/config';
+import { spiffeIdsFromSubjectAltName } from '@aether/pki';
+import { channelOptions } from './channel-options';
+import { AUTHORIZATION_KEY, INTENT_ID_KEY, JOB_ID_KEY, REQUEST_ID_KEY } from './correlation';
+import { RpcError } from './errors';
+
+export type ClientConstructor<C extends Client> = new (
+  address: string,
+  credentials: ChannelCredentials,
+  options?: Partial<ClientOptions>,
+) => C;
+
+export interface ClientFactoryOptions {
+  maxMessageBytes?: number;
+  /** Extra channel options, e.g. for benchmarks. */
+  channel?: Partial<ClientOptions>;
+}
+
+/** The server name TLS uses (SNI, DNS SAN check in other languages): the last path segment of the SPIFFE ID. */
+export function serverNameOf(serverId: string): string {
+  return serverId.split('/').pop() || 'localhost';
+}
+
+/** mTLS credentials that accept the server only if its certificate carries the expected SPIFFE ID. */
+export function clientCredentials(endpoint: ClientEndpointConfig): ChannelCredentials {
+  if (endpoint.mode === 'insecure-plaintext') return credentials.createInsecure();
+  let ca: Buffer, key: Buffer, cert: Buffer;
+  try {
+    ca = readFileSync(endpoint.caFile);
+    key = readFileSync(endpoint.keyFile);
+    cert = readFileSync(endpoint.certFile);
+  } catch (err) {
+    throw new Error(`cannot read client TLS files: ${(err as Error).message}`, { cause: err });
+  }
+  return credentials.createSsl(ca, key, cert, {
+    checkServerIdentity: (_host: string, peer: PeerCertificate) => {
+      const ids = spiffeIdsFromSubjectAltName(peer.subjectaltname).map(String);
+      return ids.includes(endpoint.serverId)
+        ? undefined
+        : new Error(`server identity ${ids.join(',') || '(none)'} is not the expected ${endpoint.serverId}`);
+    },
+  });
+}
+
+/**
+ * The one way Aether programs reach a daemon: the CLI, the SDK and daemons calling each other all build
+ * their clients here, so channel options, keepalive, TLS and the server-identity check are in one place.
+ */
+export function createClient<C extends Client>(
+  ctor: ClientConstructor<C>,
+  endpoint: ClientEndpointConfig,
+  options: ClientFactoryOptions = {},
+): C {
+  return new ctor(`unix://${endpoint.socket}`, clientCredentials(endpoint), {
+    ...channelOptions(options.maxMessageBytes ?? 16 * 1024 * 1024),
+    'grpc.ssl_target_name_override': serverNameOf(endpoint.serverId),
+    'grpc.default_authority': serverNameOf(endpoint.serverId),
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    ...options.channel,
+  });
+}
+
+/** Per-call options: correlation ids, a capability token, a deadline. */
+export interface CallOpts {
+  requestId?: string;
+  intentId?: string;
+  jobId?: string;
+  /** A capability token, sent as `authorization: Bearer …`. */
+  token?: string;
+  /** Milliseconds from now. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export function callMetadata(opts: CallOpts = {}): Metadata {
+  const md = new Metadata();
+  if (opts.requestId) md.set(REQUEST_ID_KEY, opts.requestId);
+  if (opts.intentId) md.set(INTENT_ID_KEY, opts.intentId);
+  if (opts.jobId) md.set(JOB_ID_KEY, opts.jobId);
+  if (opts.token) md.set(AUTHORIZATION_KEY, `Bearer ${opts.token}`);
+  return md;
+}
+
+function callOptions(opts: CallOpts): Partial<CallOptions> {
+  return opts.timeoutMs === undefined ? {} : { deadline: new Date(Date.now() + opts.timeoutMs) };
+}
+
+type UnaryFn<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+/** Calls a generated unary method and returns a promise; failures reject with an RpcError. */
+export function unaryCall<Req, Res>(method: UnaryFn<Req, Res>, request: Req, opts: CallOpts = {}): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const call = method(request, callMetadata(opts), callOptions(opts), (err, res) =>
+      err ? reject(RpcError.from(err)) : resolve(res),
+    );
+    opts.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+  });
+}
+
+type ServerStreamFn<Req, Res> = (
+  request: Req,
+  metadata?: Metadata,
+  options?: Partial<CallOptions>,
+) => ClientReadableStream<Res>;
+
+/** Iterates a server stream; a failure is thrown from the loop as an RpcError. Breaking out cancels the call. */
+export async function* serverStreamCall<Req, Res>(
+  method: ServerStreamFn<Req, Res>,
+  request: Req,
+  opts: CallOpts = {},
+): AsyncGenerator<Res> {
+  const stream = method(request, callMetadata(opts), callOptions(opts));
+  opts.signal?.addEventListener('abort', () => stream.cancel(), { once: true });
+  try {
+    for await (const message of stream) yield message as Res;
+  } catch (err) {
+    throw RpcError.from(err);
+  } finally {
+    stream.cancel();
+  }
+}

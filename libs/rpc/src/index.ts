@@ -1,0 +1,45 @@
+export { AetherServer, type AetherServerOptions } from './server';
+export {
+  createClient,
+  clientCredentials,
+  serverNameOf,
+  unaryCall,
+  serverStreamCall,
+  callMetadata,
+  type CallOpts,
+  type ClientConstructor,
+  type ClientFactoryOptions,
+} from './client';
+export {
+  RpcError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+  FailedPreconditionError,
+  ResourceExhaustedError,
+  UnavailableError,
+  UnimplementedError,
+  AlreadyExistsError,
+  Violations,
+  ERROR_DOMAIN,
+  type FieldViolation,
+} from './errors';
+export {
+  unary,
+  serverStream,
+  clientStream,
+  bidiStream,
+  actionName,
+  type CallContext,
+  type ServiceHandlers,
+  type UnaryMethod,
+  type ServerStreamMethod,
+  type ClientStreamMethod,
+  type BidiStreamMethod,
+} from './pipeline';
+export type { PolicyHook, AuditHook, Decision, Effect, ResourceRef, PolicyQuery, CallRecord } from './hooks';
+export { type Principal, principalFromCall } from './principal';
+export { REQUEST_ID_KEY, INTENT_ID_KEY, JOB_ID_KEY, AUTHORIZATION_KEY } from './correlation';
+export { SocketPathError, prepareSocketPath, resolveGroupId } from './socket';
+export { ReflectionResponder } from './reflection';
