@@ -27,7 +27,7 @@ export const aetherd: DaemonDefinition<typeof serverConfigSchema> = {
       actions: ['jobs.*', 'artifacts.*', 'memory.*', 'events.EmitEvent'],
     },
   ],
-  register: async (server) => {
+  register: (server) => {
     server
       .addService(jobsV1.JobServiceService, {})
       .addService(artifactsV1.ArtifactServiceService, {})
@@ -37,6 +37,6 @@ export const aetherd: DaemonDefinition<typeof serverConfigSchema> = {
       .addService(governanceV1.PolicyServiceService, {})
       .addService(governanceV1.TokenServiceService, {})
       .addService(governanceV1.AuditServiceService, {});
-    return {};
+    return Promise.resolve({});
   },
 };

@@ -19,10 +19,10 @@ export const aurorad: DaemonDefinition<typeof peerDaemonConfigSchema> = {
   policyRules: ({ tls: { trustDomain: td } }) => [
     { id: 'admin-all', principals: [`spiffe://${td}/admin`], actions: ['*'] },
   ],
-  register: async (server, { config, log }) => {
+  register: (server, { config, log }) => {
     server.addService(intentsV1.IntentServiceService, {});
     const aetherd = new UpstreamWatch('aetherd', config.aetherd, log);
     aetherd.start();
-    return { close: async () => aetherd.close() };
+    return Promise.resolve({ close: () => Promise.resolve(aetherd.close()) });
   },
 };

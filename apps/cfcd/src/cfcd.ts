@@ -20,10 +20,10 @@ export const cfcd: DaemonDefinition<typeof peerDaemonConfigSchema> = {
     { id: 'admin-all', principals: [`spiffe://${td}/admin`], actions: ['*'] },
     { id: 'aurorad-models', principals: [`spiffe://${td}/aurorad`], actions: ['models.*'] },
   ],
-  register: async (server, { config, log }) => {
+  register: (server, { config, log }) => {
     server.addService(modelsV1.ModelRuntimeServiceService, {});
     const aetherd = new UpstreamWatch('aetherd', config.aetherd, log);
     aetherd.start();
-    return { close: async () => aetherd.close() };
+    return Promise.resolve({ close: () => Promise.resolve(aetherd.close()) });
   },
 };

@@ -55,7 +55,7 @@ function setPath(obj: Plain, path: string, value: unknown): void {
 function deepMerge(base: Plain, over: Plain): Plain {
   const out: Plain = { ...base };
   for (const [k, v] of Object.entries(over)) {
-    out[k] = isPlain(v) && isPlain(out[k]) ? deepMerge(out[k] as Plain, v) : v;
+    out[k] = isPlain(v) && isPlain(out[k]) ? deepMerge(out[k], v) : v;
   }
   return out;
 }
@@ -155,5 +155,5 @@ export function loadConfig<S extends z.ZodType>(schema: S, sources: ConfigSource
     }
   }
   if (issues.length > 0) throw new ConfigError(issues);
-  return (result as { data: z.infer<S> }).data;
+  return result.data as z.infer<S>;
 }

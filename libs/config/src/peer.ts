@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { clientEndpointSchema, defaultServerConfig, serverConfigSchema, type ClientEndpointConfig, type ServerConfig } from './schemas';
 
 /** A daemon that also calls aetherd (aurorad, cfcd): its server config plus how it reaches aetherd. */

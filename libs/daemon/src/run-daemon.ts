@@ -123,11 +123,13 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
   try {
     const audit = new AuditLog({ path: config.auditLog, daemon: def.name });
     const auditHook: AuditHook = {
-      record: async (rec, { durable }) => {
-        audit.append(
-          { ...rec, actor: rec.actor, action: rec.action, decision: rec.decision, resource: rec.resource },
-          durable,
-        );
+      record: (rec, { durable }) => {
+        try {
+          audit.append({ ...rec }, durable);
+          return Promise.resolve();
+        } catch (err) {
+          return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+        }
       },
     };
     const policy: PolicyHook = new StaticPolicy(def.policyRules(config));

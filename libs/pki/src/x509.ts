@@ -1,10 +1,10 @@
 /**
- * Single place that loads `@peculiar/x509`, so the Reflect shim is always
- * installed before it and the WebCrypto provider is always configured.
+ * Single place that loads `@peculiar/x509`, so the metadata polyfill its dependency injection needs
+ * (`reflect-metadata`) is always loaded before it and the WebCrypto provider is always configured.
  *
  * @internal
  */
-import './reflect-metadata-shim';
+import 'reflect-metadata';
 
 import { webcrypto } from 'node:crypto';
 

@@ -1,5 +1,5 @@
 import { Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
-import { anyV1, errorDetails, rpcStatus } from '@aether/proto';
+import { errorDetails, rpcStatus, type anyV1 } from '@aether/proto';
 
 /** Where Aether's machine-readable error reasons are defined (google.rpc.ErrorInfo.domain). */
 export const ERROR_DOMAIN = 'aether.dev';

@@ -1,7 +1,7 @@
 import { createFileRegistry, fromBinary, toBinary, type DescFile, type FileRegistry } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import { status as Status } from '@grpc/grpc-js';
-import { reflectionV1 } from '@aether/proto';
+import type { reflectionV1 } from '@aether/proto';
 
 type Request = reflectionV1.ServerReflectionRequest;
 type Response = reflectionV1.ServerReflectionResponse;

@@ -1,0 +1,1 @@
+export { Stack, type StackOptions, type DaemonProcess, DAEMON_NAMES, repoRoot } from './stack';

@@ -1,0 +1,171 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { initDevPki, type DevPkiLayout } from '@aether/pki';
+import { AetherClient } from '@aether/client';
+
+export const DAEMON_NAMES = ['aetherd', 'aurorad', 'cfcd'] as const;
+type Daemon = (typeof DAEMON_NAMES)[number];
+
+/** The repository root (this file lives in tools/e2e/src or tools/e2e/dist). */
+export const repoRoot = resolve(__dirname, '..', '..', '..');
+
+export interface StackOptions {
+  /** Extra certificate names to issue besides the daemons and admin (e.g. 'stranger'). */
+  extraIdentities?: string[];
+  /** Group owning the sockets ('' keeps ours). */
+  socketGroup?: string;
+}
+
+/** A daemon running as a real process, with its JSON log lines collected. */
+export class DaemonProcess {
+  readonly lines: Record<string, unknown>[] = [];
+  stderr = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(
+    readonly name: Daemon,
+    readonly child: ChildProcess,
+  ) {
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          this.lines.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          this.lines.push({ raw: line });
+        }
+      }
+    });
+    child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
+  }
+
+  /** Resolves with the first log line matching `pred`, waiting up to `timeoutMs`. */
+  async waitForLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.lines.find(pred);
+      if (hit) return hit;
+      if (Date.now() > until) {
+        throw new Error(`${this.name}: no matching log line in ${timeoutMs}ms; got:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/**
+ * A whole Aether stack in a temporary directory: a fresh PKI, one config file per daemon, real daemon
+ * processes started from the built dist/ output, and a client configuration for the admin identity.
+ */
+export class Stack {
+  readonly dir = mkdtempSync(join(tmpdir(), 'aether-e2e-'));
+  pki!: DevPkiLayout;
+  readonly daemons = new Map<Daemon, DaemonProcess>();
+
+  constructor(private readonly options: StackOptions = {}) {
+    chmodSync(this.dir, 0o755);
+  }
+
+  socket(d: Daemon): string {
+    return join(this.dir, 'run', `${d}.sock`);
+  }
+  configPath(d: Daemon): string {
+    return join(this.dir, `${d}.yaml`);
+  }
+  auditPath(d: Daemon): string {
+    return join(this.dir, 'audit', `${d}.jsonl`);
+  }
+
+  config(d: Daemon): Record<string, unknown> {
+    const tls = (name: string): Record<string, string> => ({
+      caFile: this.pki.caCertPath,
+      certFile: this.pki.identities[name]!.certPath,
+      keyFile: this.pki.identities[name]!.keyPath,
+    });
+    const cfg: Record<string, unknown> = {
+      socket: { path: this.socket(d), mode: '0660', group: this.options.socketGroup ?? '' },
+      tls: { mode: 'mtls', ...tls(d) },
+      stateDir: join(this.dir, 'state', d),
+      policyDir: join(this.dir, 'policy'),
+      auditLog: this.auditPath(d),
+      shutdownGraceMs: 2_000,
+    };
+    if (d !== 'aetherd') cfg['aetherd'] = { socket: this.socket('aetherd'), ...tls(d) };
+    return cfg;
+  }
+
+  async init(): Promise<this> {
+    this.pki = await initDevPki(join(this.dir, 'pki'), {
+      names: ['aetherd', 'aurorad', 'cfcd', 'admin', ...(this.options.extraIdentities ?? [])],
+    });
+    for (const d of DAEMON_NAMES) writeFileSync(this.configPath(d), stringify(this.config(d)));
+    const endpoint = (d: Daemon): Record<string, string> => ({
+      socket: this.socket(d),
+      caFile: this.pki.caCertPath,
+      certFile: this.pki.identities['admin']!.certPath,
+      keyFile: this.pki.identities['admin']!.keyPath,
+    });
+    writeFileSync(
+      this.clientConfigPath,
+      stringify({ aetherd: endpoint('aetherd'), aurorad: endpoint('aurorad'), cfcd: endpoint('cfcd') }),
+    );
+    return this;
+  }
+
+  get clientConfigPath(): string {
+    return join(this.dir, 'client.yaml');
+  }
+
+  /** Starts a daemon process (not waiting for it to serve). */
+  spawn(d: Daemon, args: string[] = ['--config', this.configPath(d)]): DaemonProcess {
+    const child = spawn(process.execPath, [join(repoRoot, 'apps', d, 'dist', 'main.js'), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, AETHERD_CONFIG: '', AURORAD_CONFIG: '', CFCD_CONFIG: '' },
+    });
+    return new DaemonProcess(d, child);
+  }
+
+  /** Starts a daemon and waits until it logs that it is listening. */
+  async start(d: Daemon): Promise<DaemonProcess> {
+    const p = this.spawn(d);
+    this.daemons.set(d, p);
+    await p.waitForLog((l) => l['msg'] === 'listening');
+    return p;
+  }
+
+  async startAll(): Promise<this> {
+    for (const d of DAEMON_NAMES) await this.start(d);
+    return this;
+  }
+
+  /** A client acting as the admin identity (or another issued identity). */
+  client(identity = 'admin'): AetherClient {
+    const c = AetherClient.fromConfig(this.clientConfigPath);
+    if (identity === 'admin') return c;
+    const id = this.pki.identities[identity]!;
+    for (const d of DAEMON_NAMES) c.config[d] = { ...c.config[d], certFile: id.certPath, keyFile: id.keyPath };
+    return c;
+  }
+
+  async stop(d: Daemon): Promise<number | null> {
+    const p = this.daemons.get(d);
+    if (!p) return null;
+    this.daemons.delete(d);
+    if (p.child.exitCode !== null) return p.child.exitCode;
+    p.child.kill('SIGTERM');
+    return p.exited;
+  }
+
+  async close(): Promise<void> {
+    for (const d of [...this.daemons.keys()].reverse()) await this.stop(d);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

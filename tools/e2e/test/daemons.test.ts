@@ -1,0 +1,118 @@
+import { readFileSync, statSync } from 'node:fs';
+import { Metadata, status } from '@grpc/grpc-js';
+import { healthV1, jobsV1 } from '@aether/proto';
+import { RpcError, unaryCall } from '@aether/rpc';
+import { Stack } from '../src';
+
+const auditLines = (path: string): Record<string, unknown>[] =>
+  readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe('the three daemons over mTLS Unix sockets', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await (await new Stack({ extraIdentities: ['stranger'] }).init()).startAll();
+  });
+  afterAll(() => stack.close());
+
+  it('all serve health to the admin identity through the TypeScript SDK', async () => {
+    const client = stack.client();
+    const reports = await Promise.all((['aetherd', 'aurorad', 'cfcd'] as const).map((d) => client.health(d)));
+    client.close();
+    expect(reports.map((r) => [r.daemon, r.status])).toEqual([
+      ['aetherd', 'SERVING'],
+      ['aurorad', 'SERVING'],
+      ['cfcd', 'SERVING'],
+    ]);
+  });
+
+  it('reports each registered service as SERVING and an unknown one as NOT_FOUND', async () => {
+    const client = stack.client();
+    const health = client.healthOf('aetherd');
+    const res = await unaryCall(health.check.bind(health), { service: 'aether.jobs.v1.JobService' });
+    expect(res.status).toBe(healthV1.HealthCheckResponse_ServingStatus.SERVING);
+    await expect(unaryCall(health.check.bind(health), { service: 'no.such.Service' })).rejects.toMatchObject({
+      code: status.NOT_FOUND,
+    });
+    client.close();
+  });
+
+  it('creates sockets with mode 0660', () => {
+    for (const d of ['aetherd', 'aurorad', 'cfcd'] as const) {
+      const st = statSync(stack.socket(d));
+      expect(st.isSocket()).toBe(true);
+      expect(st.mode & 0o777).toBe(0o660);
+    }
+  });
+
+  it('answers a contract method that is not built yet with UNIMPLEMENTED and a typed ErrorInfo', async () => {
+    const client = stack.client();
+    const err = await client
+      .call(client.jobs, 'listJobs', jobsV1.ListJobsRequest.fromPartial({ pageSize: 10 }), { requestId: 'req-unimpl-1' })
+      .catch((e: unknown) => e);
+    client.close();
+    expect(err).toBeInstanceOf(RpcError);
+    expect(err).toMatchObject({ code: status.UNIMPLEMENTED, reason: 'NOT_IMPLEMENTED' });
+  });
+
+  it('denies an identity that no policy names, with default-deny, and audits the denial durably', async () => {
+    const client = stack.client('stranger');
+    const err = (await client
+      .call(client.jobs, 'getJob', { name: 'jobs/x' }, { requestId: 'req-deny-1', intentId: 'intent-7' })
+      .catch((e: unknown) => e)) as RpcError;
+    client.close();
+    expect(err.code).toBe(status.PERMISSION_DENIED);
+    expect(err.reason).toBe('POLICY_DENIED');
+    expect(err.metadata['policy']).toBe('default-deny');
+    const rec = auditLines(stack.auditPath('aetherd')).find((r) => r['requestId'] === 'req-deny-1');
+    expect(rec).toMatchObject({
+      action: 'jobs.GetJob',
+      actor: 'spiffe://aether.local/stranger',
+      intentId: 'intent-7',
+      outcome: 'PERMISSION_DENIED',
+      decision: { effect: 'deny', policyIds: ['default-deny'] },
+    });
+  });
+
+  it('echoes the request id in response metadata and writes one access-log line per call', async () => {
+    const client = stack.client();
+    const jobs = client.jobs;
+    const md = new Metadata();
+    md.set('x-aether-request-id', 'req-echo-42');
+    const headers = await new Promise<Metadata>((resolve) => {
+      const call = jobs.getJob({ name: 'jobs/y' }, md, () => undefined);
+      call.on('metadata', resolve);
+    });
+    client.close();
+    expect(headers.get('x-aether-request-id')).toEqual(['req-echo-42']);
+    const line = await stack.daemons
+      .get('aetherd')!
+      .waitForLog((l) => l['msg'] === 'rpc' && l['requestId'] === 'req-echo-42');
+    expect(line).toMatchObject({
+      rpc: '/aether.jobs.v1.JobService/GetJob',
+      principal: 'spiffe://aether.local/admin',
+      code: 'UNIMPLEMENTED',
+      decision: 'allow',
+    });
+    expect(stack.daemons.get('aetherd')!.lines.filter((l) => l['requestId'] === 'req-echo-42')).toHaveLength(1);
+  });
+
+  it('gives aurorad and cfcd a working client to aetherd from the start', async () => {
+    for (const d of ['aurorad', 'cfcd'] as const) {
+      await stack.daemons.get(d)!.waitForLog((l) => l['msg'] === 'aetherd is serving');
+    }
+  });
+
+  it('serves each daemon its own API: intents on aurorad, models on cfcd', async () => {
+    const client = stack.client();
+    await expect(client.call(client.intents, 'getIntent', { name: 'intents/1' })).rejects.toMatchObject({
+      reason: 'NOT_IMPLEMENTED',
+    });
+    await expect(client.call(client.models, 'getModel', { name: 'models/1' })).rejects.toMatchObject({
+      reason: 'NOT_IMPLEMENTED',
+    });
+    client.close();
+  });
+});
