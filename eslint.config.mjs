@@ -6,7 +6,15 @@ import { importX } from 'eslint-plugin-import-x';
 
 export default tseslint.config(
   {
-    ignores: ['**/dist/**', '**/out-tsc/**', '**/node_modules/**', 'libs/proto/src/gen/**', '**/*.cjs', '**/*.mjs', '.nx/**'],
+    ignores: [
+      '**/dist/**',
+      '**/out-tsc/**',
+      '**/node_modules/**',
+      'libs/proto/src/gen/**',
+      '**/*.cjs',
+      '**/*.mjs',
+      '.nx/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
@@ -24,7 +32,11 @@ export default tseslint.config(
       'import-x/no-cycle': 'error',
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@aether/*/src/*', '@aether/*/dist/*'], message: 'import a package by its name' }] },
+        {
+          patterns: [
+            { group: ['@aether/*/src/*', '@aether/*/dist/*'], message: 'import a package by its name' },
+          ],
+        },
       ],
     },
   },

@@ -14,7 +14,10 @@ module.exports = (projectDir) => ({
   },
   testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/**/*.test.ts'],
   testTimeout: 60_000,
-  reporters: ['default', [path.join(__dirname, 'tools/ci/jest-results-reporter.cjs'), { project: path.basename(projectDir) }]],
+  reporters: [
+    'default',
+    [path.join(__dirname, 'tools/ci/jest-results-reporter.cjs'), { project: path.basename(projectDir) }],
+  ],
   // Workspace packages resolve to their sources so unit tests need no prior build.
   moduleNameMapper: { '^@aether/([a-z-]+)$': path.join(__dirname, 'libs/$1/src/index.ts') },
 });

@@ -14,7 +14,8 @@ class ResultsReporter {
       file.testResults.filter((t) => t.status === 'failed').map((t) => t.fullName),
     );
     for (const file of results.testResults) {
-      if (file.testExecError) failures.push(`${path.basename(file.testFilePath)}: ${file.testExecError.message}`);
+      if (file.testExecError)
+        failures.push(`${path.basename(file.testFilePath)}: ${file.testExecError.message}`);
     }
     fs.writeFileSync(
       path.join(dir, `${this.project}.json`),

@@ -17,6 +17,8 @@ if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:proto/a
 fi
 
 rm -rf .test-results
+echo "==> format (prettier --check)"
+node_modules/.bin/prettier --check --log-level warn .
 echo "==> lint, typecheck, build"
 node_modules/.bin/nx run-many -t lint typecheck build --parallel=2 --output-style=stream
 echo "==> tests"

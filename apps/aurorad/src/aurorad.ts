@@ -8,13 +8,18 @@ import { intentsV1 } from '@aether/proto';
  */
 export const aurorad: DaemonDefinition<typeof peerDaemonConfigSchema> = {
   name: 'aurorad',
-  description: 'Aether orchestrator: turns intents into policy-checked plans and routes their steps to aetherd and cfcd.',
+  description:
+    'Aether orchestrator: turns intents into policy-checked plans and routes their steps to aetherd and cfcd.',
   schema: peerDaemonConfigSchema,
   defaults: () => defaultPeerDaemonConfig('aurorad', '/var/lib/aether/aurora'),
   envPrefix: 'AURORAD',
   extraFlags: [
     { flag: '--aetherd-socket <path>', path: 'aetherd.socket', description: "aetherd's Unix socket" },
-    { flag: '--aetherd-id <spiffe-id>', path: 'aetherd.serverId', description: "aetherd's expected SPIFFE ID" },
+    {
+      flag: '--aetherd-id <spiffe-id>',
+      path: 'aetherd.serverId',
+      description: "aetherd's expected SPIFFE ID",
+    },
   ],
   policyRules: ({ tls: { trustDomain: td } }) => [
     { id: 'admin-all', principals: [`spiffe://${td}/admin`], actions: ['*'] },

@@ -8,13 +8,18 @@ import { modelsV1 } from '@aether/proto';
  */
 export const cfcd: DaemonDefinition<typeof peerDaemonConfigSchema> = {
   name: 'cfcd',
-  description: 'Aether model runtime: models stored as artifacts, in-process inference, generation, embeddings and sandboxed training.',
+  description:
+    'Aether model runtime: models stored as artifacts, in-process inference, generation, embeddings and sandboxed training.',
   schema: peerDaemonConfigSchema,
   defaults: () => defaultPeerDaemonConfig('cfcd', '/var/lib/aether/cfc'),
   envPrefix: 'CFCD',
   extraFlags: [
     { flag: '--aetherd-socket <path>', path: 'aetherd.socket', description: "aetherd's Unix socket" },
-    { flag: '--aetherd-id <spiffe-id>', path: 'aetherd.serverId', description: "aetherd's expected SPIFFE ID" },
+    {
+      flag: '--aetherd-id <spiffe-id>',
+      path: 'aetherd.serverId',
+      description: "aetherd's expected SPIFFE ID",
+    },
   ],
   policyRules: ({ tls: { trustDomain: td } }) => [
     { id: 'admin-all', principals: [`spiffe://${td}/admin`], actions: ['*'] },

@@ -7,7 +7,11 @@ import { pkiCommand } from './commands/pki';
 export function buildProgram(): Command {
   const program = new Command('aether')
     .description('Command line for Aether: a local substrate for AI agents (aetherd, aurorad, cfcd).')
-    .option('-c, --config <file>', 'client configuration (sockets, CA, client certificate)', defaultClientConfigPath())
+    .option(
+      '-c, --config <file>',
+      'client configuration (sockets, CA, client certificate)',
+      defaultClientConfigPath(),
+    )
     .showHelpAfterError()
     .addHelpText(
       'after',

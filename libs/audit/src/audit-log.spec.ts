@@ -15,7 +15,10 @@ describe('AuditLog', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'audit-')), 'a.jsonl');
     const log = new AuditLog({ path, daemon: 'aetherd' });
     log.append({ actor: 'spiffe://aether.local/admin', action: 'jobs.SubmitJob', outcome: 'OK' }, true);
-    log.append({ actor: 'spiffe://aether.local/x', action: 'jobs.GetJob', outcome: 'PERMISSION_DENIED' }, true);
+    log.append(
+      { actor: 'spiffe://aether.local/x', action: 'jobs.GetJob', outcome: 'PERMISSION_DENIED' },
+      true,
+    );
     log.close();
     const [a, b] = read(path);
     expect(a?.seq).toBe(1);

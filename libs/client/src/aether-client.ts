@@ -1,5 +1,14 @@
 import { loadClientConfig, type ClientConfig } from '@aether/config';
-import { artifactsV1, eventsV1, healthV1, intentsV1, jobsV1, memoryV1, metricsV1, modelsV1 } from '@aether/proto';
+import {
+  artifactsV1,
+  eventsV1,
+  healthV1,
+  intentsV1,
+  jobsV1,
+  memoryV1,
+  metricsV1,
+  modelsV1,
+} from '@aether/proto';
 import { createClient, RpcError, unaryCall, type CallOpts } from '@aether/rpc';
 
 export const DAEMONS = ['aetherd', 'aurorad', 'cfcd'] as const;

@@ -52,7 +52,13 @@ export function loadClientConfig(
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
   for (const d of DAEMONS) {
     const e = config[d];
-    config[d] = { ...e, socket: abs(e.socket), caFile: abs(e.caFile), certFile: abs(e.certFile), keyFile: abs(e.keyFile) };
+    config[d] = {
+      ...e,
+      socket: abs(e.socket),
+      caFile: abs(e.caFile),
+      certFile: abs(e.certFile),
+      keyFile: abs(e.keyFile),
+    };
   }
   return config;
 }

@@ -13,7 +13,12 @@ const file = (name: string, text: string): string => {
   return p;
 };
 const load = (over: Partial<ConfigSources<ServerConfig>> = {}): ServerConfig =>
-  loadConfig(serverConfigSchema, { defaults: defaultServerConfig('aetherd'), envPrefix: 'AETHERD', env: {}, ...over });
+  loadConfig(serverConfigSchema, {
+    defaults: defaultServerConfig('aetherd'),
+    envPrefix: 'AETHERD',
+    env: {},
+    ...over,
+  });
 
 function issuesOf(fn: () => unknown): ConfigError['issues'] {
   try {

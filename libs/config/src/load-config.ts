@@ -105,7 +105,13 @@ export function loadConfig<S extends z.ZodType>(schema: S, sources: ConfigSource
         parsed = parseYaml(text);
       } catch (err) {
         throw new ConfigError(
-          [{ path: '', message: `not valid YAML: ${(err as Error).message}`, source: `file ${sources.file}` }],
+          [
+            {
+              path: '',
+              message: `not valid YAML: ${(err as Error).message}`,
+              source: `file ${sources.file}`,
+            },
+          ],
           { cause: err },
         );
       }

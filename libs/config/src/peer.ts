@@ -1,5 +1,11 @@
 import type { z } from 'zod';
-import { clientEndpointSchema, defaultServerConfig, serverConfigSchema, type ClientEndpointConfig, type ServerConfig } from './schemas';
+import {
+  clientEndpointSchema,
+  defaultServerConfig,
+  serverConfigSchema,
+  type ClientEndpointConfig,
+  type ServerConfig,
+} from './schemas';
 
 /** A daemon that also calls aetherd (aurorad, cfcd): its server config plus how it reaches aetherd. */
 export const peerDaemonConfigSchema = serverConfigSchema.extend({ aetherd: clientEndpointSchema });

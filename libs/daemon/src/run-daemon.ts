@@ -36,9 +36,17 @@ export interface DaemonDefinition<S extends z.ZodType<ServerConfig>> {
 const COMMON_FLAGS: { flag: string; path: string; description: string }[] = [
   { flag: '--socket <path>', path: 'socket.path', description: 'Unix socket to listen on' },
   { flag: '--socket-mode <mode>', path: 'socket.mode', description: 'socket permissions, octal (e.g. 0660)' },
-  { flag: '--socket-group <group>', path: 'socket.group', description: 'group owning the socket ("" keeps the daemon\'s group)' },
+  {
+    flag: '--socket-group <group>',
+    path: 'socket.group',
+    description: 'group owning the socket ("" keeps the daemon\'s group)',
+  },
   { flag: '--ca <file>', path: 'tls.caFile', description: 'CA certificate clients must chain to' },
-  { flag: '--cert <file>', path: 'tls.certFile', description: "this daemon's certificate (SPIFFE ID in a URI SAN)" },
+  {
+    flag: '--cert <file>',
+    path: 'tls.certFile',
+    description: "this daemon's certificate (SPIFFE ID in a URI SAN)",
+  },
   { flag: '--key <file>', path: 'tls.keyFile', description: "this daemon's private key" },
   { flag: '--trust-domain <domain>', path: 'tls.trustDomain', description: 'SPIFFE trust domain of callers' },
   { flag: '--state-dir <dir>', path: 'stateDir', description: 'directory for persistent state' },
@@ -48,9 +56,7 @@ const COMMON_FLAGS: { flag: string; path: string; description: string }[] = [
 ];
 
 const flagKey = (flag: string): string =>
-  (flag.split(' ')[0] ?? '')
-    .replace(/^--/, '')
-    .replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+  (flag.split(' ')[0] ?? '').replace(/^--/, '').replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
 
 /**
  * The life of a daemon: flags + environment + file → validated config → logger → policy and audit
@@ -146,7 +152,10 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
         });
     });
   } catch (err) {
-    log.fatal({ err: { message: (err as Error).message, name: (err as Error).name } }, `cannot start: ${(err as Error).message}`);
+    log.fatal(
+      { err: { message: (err as Error).message, name: (err as Error).name } },
+      `cannot start: ${(err as Error).message}`,
+    );
     // Let pino flush before exiting.
     setImmediate(() => process.exit(EXIT.FAILURE));
   }

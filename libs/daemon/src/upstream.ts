@@ -37,8 +37,13 @@ export class UpstreamWatch {
   private report(state: string): void {
     if (state === this.lastState) return;
     this.lastState = state;
-    if (state === 'SERVING') this.log.info({ upstream: this.name, socket: this.endpoint.socket }, `${this.name} is serving`);
-    else this.log.warn({ upstream: this.name, socket: this.endpoint.socket, state }, `${this.name} is not serving`);
+    if (state === 'SERVING')
+      this.log.info({ upstream: this.name, socket: this.endpoint.socket }, `${this.name} is serving`);
+    else
+      this.log.warn(
+        { upstream: this.name, socket: this.endpoint.socket, state },
+        `${this.name} is not serving`,
+      );
   }
 
   close(): void {

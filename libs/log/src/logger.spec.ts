@@ -42,9 +42,7 @@ describe('createLogger', () => {
 
   it('carries correlation ids on child loggers', () => {
     const out = capture();
-    createLogger({ service: 'x', destination: out.stream })
-      .child({ intentId: 'i-1' })
-      .warn('careful');
+    createLogger({ service: 'x', destination: out.stream }).child({ intentId: 'i-1' }).warn('careful');
     expect(out.lines()[0]).toMatchObject({ intentId: 'i-1', level: 'warn' });
   });
 });

@@ -12,11 +12,17 @@ describe('StaticPolicy', () => {
   });
 
   it('allows what a rule names and reports the rule', () => {
-    expect(policy.decide({ principal: { id: 'spiffe://t/aurorad' }, action: 'jobs.SubmitJob' })).toMatchObject({
+    expect(
+      policy.decide({ principal: { id: 'spiffe://t/aurorad' }, action: 'jobs.SubmitJob' }),
+    ).toMatchObject({
       effect: 'allow',
       policyIds: ['aurorad-jobs'],
     });
-    expect(policy.decide({ principal: { id: 'spiffe://t/aurorad' }, action: 'memory.AddEntry' }).effect).toBe('deny');
-    expect(policy.decide({ principal: { id: 'spiffe://t/admin' }, action: 'models.Infer' }).effect).toBe('allow');
+    expect(policy.decide({ principal: { id: 'spiffe://t/aurorad' }, action: 'memory.AddEntry' }).effect).toBe(
+      'deny',
+    );
+    expect(policy.decide({ principal: { id: 'spiffe://t/admin' }, action: 'models.Infer' }).effect).toBe(
+      'allow',
+    );
   });
 });

@@ -107,7 +107,11 @@ type UnaryFn<Req, Res> = (
 ) => ClientUnaryCall;
 
 /** Calls a generated unary method and returns a promise; failures reject with an RpcError. */
-export function unaryCall<Req, Res>(method: UnaryFn<Req, Res>, request: Req, opts: CallOpts = {}): Promise<Res> {
+export function unaryCall<Req, Res>(
+  method: UnaryFn<Req, Res>,
+  request: Req,
+  opts: CallOpts = {},
+): Promise<Res> {
   return new Promise((resolve, reject) => {
     const call = method(request, callMetadata(opts), callOptions(opts), (err, res) =>
       err ? reject(RpcError.from(err)) : resolve(res),

@@ -77,7 +77,10 @@ export class RpcError extends Error {
         typeUrl: TYPE_PREFIX + 'google.rpc.BadRequest',
         value: Buffer.from(
           errorDetails.BadRequest.encode({
-            fieldViolations: this.fieldViolations.map((v) => ({ field: v.field, description: v.description })),
+            fieldViolations: this.fieldViolations.map((v) => ({
+              field: v.field,
+              description: v.description,
+            })),
           }).finish(),
         ),
       });
@@ -116,7 +119,11 @@ function fromServiceError(err: ServiceError): RpcError {
       // A peer that sends undecodable details still gets its code and message through.
     }
   }
-  return new RpcError(err.code, reason, err.details || err.message, { metadata, fieldViolations, cause: err });
+  return new RpcError(err.code, reason, err.details || err.message, {
+    metadata,
+    fieldViolations,
+    cause: err,
+  });
 }
 
 /** A request field (or several) is malformed. */

@@ -62,18 +62,31 @@ export interface BidiStreamMethod<Req, Res> extends MethodOptions<undefined> {
   ) => Promise<void>;
 }
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyMethod = UnaryMethod<any, any> | ServerStreamMethod<any, any> | ClientStreamMethod<any, any> | BidiStreamMethod<any, any>;
+export type AnyMethod =
+  | UnaryMethod<any, any>
+  | ServerStreamMethod<any, any>
+  | ClientStreamMethod<any, any>
+  | BidiStreamMethod<any, any>;
 
-export const unary = <Req, Res>(m: Omit<UnaryMethod<Req, Res>, 'kind'>): UnaryMethod<Req, Res> => ({ kind: 'unary', ...m });
-export const serverStream = <Req, Res>(m: Omit<ServerStreamMethod<Req, Res>, 'kind'>): ServerStreamMethod<Req, Res> => ({
+export const unary = <Req, Res>(m: Omit<UnaryMethod<Req, Res>, 'kind'>): UnaryMethod<Req, Res> => ({
+  kind: 'unary',
+  ...m,
+});
+export const serverStream = <Req, Res>(
+  m: Omit<ServerStreamMethod<Req, Res>, 'kind'>,
+): ServerStreamMethod<Req, Res> => ({
   kind: 'serverStream',
   ...m,
 });
-export const clientStream = <Req, Res>(m: Omit<ClientStreamMethod<Req, Res>, 'kind'>): ClientStreamMethod<Req, Res> => ({
+export const clientStream = <Req, Res>(
+  m: Omit<ClientStreamMethod<Req, Res>, 'kind'>,
+): ClientStreamMethod<Req, Res> => ({
   kind: 'clientStream',
   ...m,
 });
-export const bidiStream = <Req, Res>(m: Omit<BidiStreamMethod<Req, Res>, 'kind'>): BidiStreamMethod<Req, Res> => ({
+export const bidiStream = <Req, Res>(
+  m: Omit<BidiStreamMethod<Req, Res>, 'kind'>,
+): BidiStreamMethod<Req, Res> => ({
   kind: 'bidiStream',
   ...m,
 });
@@ -119,7 +132,13 @@ export function wrapService<D extends ServiceDefinition>(
   for (const [key, def] of Object.entries(definition)) {
     const action = actionName(def.path);
     const method: AnyMethod | undefined = handlers[key as keyof D & string];
-    const kind = def.requestStream ? (def.responseStream ? 'bidiStream' : 'clientStream') : def.responseStream ? 'serverStream' : 'unary';
+    const kind = def.requestStream
+      ? def.responseStream
+        ? 'bidiStream'
+        : 'clientStream'
+      : def.responseStream
+        ? 'serverStream'
+        : 'unary';
     if (method && method.kind !== kind) {
       throw new Error(`${def.path} is ${kind} in the contract but its handler is ${method.kind}`);
     }
@@ -135,7 +154,11 @@ function makeHandler(
   method: AnyMethod | undefined,
   options: PipelineOptions,
 ): UntypedHandleCall {
-  const run = async (call: AnyCall, request: unknown, respond: (ctx: CallContext) => Promise<unknown>): Promise<unknown> => {
+  const run = async (
+    call: AnyCall,
+    request: unknown,
+    respond: (ctx: CallContext) => Promise<unknown>,
+  ): Promise<unknown> => {
     const started = performance.now();
     options.inFlight.enter();
     const correlation = correlationFrom(call.metadata);
@@ -143,10 +166,18 @@ function makeHandler(
     const onCancel = (): void => controller.abort(new Error('cancelled by client'));
     (call as NodeJS.EventEmitter).on('cancelled', onCancel);
     const deadlineValue = call.getDeadline();
-    const deadline = deadlineValue instanceof Date ? deadlineValue : Number.isFinite(deadlineValue) ? new Date(deadlineValue) : undefined;
+    const deadline =
+      deadlineValue instanceof Date
+        ? deadlineValue
+        : Number.isFinite(deadlineValue)
+          ? new Date(deadlineValue)
+          : undefined;
     const timer =
       deadline && deadline.getTime() !== Infinity
-        ? setTimeout(() => controller.abort(new Error('deadline exceeded')), Math.max(0, deadline.getTime() - Date.now()))
+        ? setTimeout(
+            () => controller.abort(new Error('deadline exceeded')),
+            Math.max(0, deadline.getTime() - Date.now()),
+          )
         : undefined;
     const bearerToken = bearerTokenFrom(call.metadata);
     let principal: Principal | undefined;
@@ -154,12 +185,18 @@ function makeHandler(
     let decision: Decision = { effect: 'deny', policyIds: [], reason: 'not evaluated' };
     let outcome: RpcError | undefined;
     let response: unknown;
-    const log = options.log.child({ requestId: correlation.requestId, ...(correlation.intentId ? { intentId: correlation.intentId } : {}) });
+    const log = options.log.child({
+      requestId: correlation.requestId,
+      ...(correlation.intentId ? { intentId: correlation.intentId } : {}),
+    });
     try {
       call.sendMetadata(withRequestId(correlation.requestId));
-      principal = options.plaintext ? socketPrincipal(options.trustDomain) : principalFromCall(call, options.trustDomain);
+      principal = options.plaintext
+        ? socketPrincipal(options.trustDomain)
+        : principalFromCall(call, options.trustDomain);
       if (method?.validate && request !== undefined) method.validate(request as never);
-      if (method?.resource && request !== undefined) resource = method.resource(request as never, { principal });
+      if (method?.resource && request !== undefined)
+        resource = method.resource(request as never, { principal });
       decision = await options.policy.decide({
         principal,
         action,
@@ -213,7 +250,11 @@ function makeHandler(
         { durable },
       );
     } catch (err) {
-      if (durable) outcome = new UnavailableError(`audit log unavailable: ${(err as Error).message}`, 'AUDIT_UNAVAILABLE');
+      if (durable)
+        outcome = new UnavailableError(
+          `audit log unavailable: ${(err as Error).message}`,
+          'AUDIT_UNAVAILABLE',
+        );
       log.error({ err }, 'audit record failed');
     }
     log.info(
@@ -238,7 +279,9 @@ function makeHandler(
   switch (kind) {
     case 'unary':
       return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-        run(call, call.request, (ctx) => (method as UnaryMethod<unknown, unknown>).handle(call.request, ctx)).then(
+        run(call, call.request, (ctx) =>
+          (method as UnaryMethod<unknown, unknown>).handle(call.request, ctx),
+        ).then(
           (res) => callback(null, res),
           (err: unknown) => callback(fail(err)),
         );
@@ -246,7 +289,9 @@ function makeHandler(
     case 'serverStream':
       return (call: ServerWritableStream<unknown, unknown>) => {
         run(call, call.request, (ctx) =>
-          (method as ServerStreamMethod<unknown, unknown>).handle(call.request, ctx, (res) => writeWithBackpressure(call, res, ctx.signal)),
+          (method as ServerStreamMethod<unknown, unknown>).handle(call.request, ctx, (res) =>
+            writeWithBackpressure(call, res, ctx.signal),
+          ),
         ).then(
           () => call.end(),
           (err: unknown) => call.destroy(fail(err) as unknown as Error),
@@ -254,7 +299,9 @@ function makeHandler(
       };
     case 'clientStream':
       return (call: ServerReadableStream<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-        run(call, undefined, (ctx) => (method as ClientStreamMethod<unknown, unknown>).handle(call as AsyncIterable<unknown>, ctx)).then(
+        run(call, undefined, (ctx) =>
+          (method as ClientStreamMethod<unknown, unknown>).handle(call as AsyncIterable<unknown>, ctx),
+        ).then(
           (res) => callback(null, res),
           (err: unknown) => callback(fail(err)),
         );
@@ -306,7 +353,12 @@ function writeWithBackpressure(
 function toRpcError(err: unknown, log: Logger, requestId: string): RpcError {
   if (err instanceof RpcError) return err;
   log.error({ err }, 'unexpected error in handler');
-  return new RpcError(Status.INTERNAL, 'INTERNAL', `internal error (request ${requestId}); see the daemon's log`, {
-    cause: err,
-  });
+  return new RpcError(
+    Status.INTERNAL,
+    'INTERNAL',
+    `internal error (request ${requestId}); see the daemon's log`,
+    {
+      cause: err,
+    },
+  );
 }

@@ -1,4 +1,10 @@
-import { createFileRegistry, fromBinary, toBinary, type DescFile, type FileRegistry } from '@bufbuild/protobuf';
+import {
+  createFileRegistry,
+  fromBinary,
+  toBinary,
+  type DescFile,
+  type FileRegistry,
+} from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import { status as Status } from '@grpc/grpc-js';
 import type { reflectionV1 } from '@aether/proto';
@@ -39,11 +45,15 @@ export class ReflectionResponder {
           };
         case 'fileByFilename': {
           const file = this.registry.getFile(q.value);
-          return file ? this.files(base, file) : this.error(base, Status.NOT_FOUND, `file not found: ${q.value}`);
+          return file
+            ? this.files(base, file)
+            : this.error(base, Status.NOT_FOUND, `file not found: ${q.value}`);
         }
         case 'fileContainingSymbol': {
           const file = this.fileOfSymbol(q.value);
-          return file ? this.files(base, file) : this.error(base, Status.NOT_FOUND, `symbol not found: ${q.value}`);
+          return file
+            ? this.files(base, file)
+            : this.error(base, Status.NOT_FOUND, `symbol not found: ${q.value}`);
         }
         case 'fileContainingExtension': {
           const ext = this.registry.getExtensionFor(
@@ -57,7 +67,8 @@ export class ReflectionResponder {
           if (!msg) return this.error(base, Status.NOT_FOUND, `type not found: ${q.value}`);
           const numbers: number[] = [];
           for (const item of this.registry) {
-            if (item.kind === 'extension' && item.extendee.typeName === msg.typeName) numbers.push(item.number);
+            if (item.kind === 'extension' && item.extendee.typeName === msg.typeName)
+              numbers.push(item.number);
           }
           return {
             ...base,
@@ -100,10 +111,20 @@ export class ReflectionResponder {
       out.push(bytes);
     };
     visit(file);
-    return { ...base, messageResponse: { $case: 'fileDescriptorResponse', value: { fileDescriptorProto: out } } };
+    return {
+      ...base,
+      messageResponse: { $case: 'fileDescriptorResponse', value: { fileDescriptorProto: out } },
+    };
   }
 
-  private error(base: Pick<Response, 'validHost' | 'originalRequest'>, code: Status, message: string): Response {
-    return { ...base, messageResponse: { $case: 'errorResponse', value: { errorCode: code, errorMessage: message } } };
+  private error(
+    base: Pick<Response, 'validHost' | 'originalRequest'>,
+    code: Status,
+    message: string,
+  ): Response {
+    return {
+      ...base,
+      messageResponse: { $case: 'errorResponse', value: { errorCode: code, errorMessage: message } },
+    };
   }
 }

@@ -1,11 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Http2SecureServer } from 'node:http2';
-import {
-  Server,
-  ServerCredentials,
-  type ServerDuplexStream,
-  type ServiceDefinition,
-} from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ServerDuplexStream, type ServiceDefinition } from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { ServerConfig } from '@aether/config';
 import type { Logger } from '@aether/log';
@@ -26,7 +21,10 @@ export interface AetherServerOptions {
 }
 
 const HEALTH_SERVICE = 'grpc.health.v1.Health';
-const REFLECTION_SERVICES = ['grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'];
+const REFLECTION_SERVICES = [
+  'grpc.reflection.v1.ServerReflection',
+  'grpc.reflection.v1alpha.ServerReflection',
+];
 
 /**
  * A gRPC server on a Unix socket: mTLS by default, health and reflection built in, every service
@@ -54,7 +52,9 @@ export class AetherServer {
       HEALTH_SERVICE,
       ...REFLECTION_SERVICES,
     ]);
-    const reflect = (call: ServerDuplexStream<reflectionV1.ServerReflectionRequest, reflectionV1.ServerReflectionResponse>): void => {
+    const reflect = (
+      call: ServerDuplexStream<reflectionV1.ServerReflectionRequest, reflectionV1.ServerReflectionResponse>,
+    ): void => {
       call.on('data', (req: reflectionV1.ServerReflectionRequest) => call.write(responder.respond(req)));
       call.on('end', () => call.end());
       call.on('error', () => call.end());
@@ -117,7 +117,9 @@ export class AetherServer {
     const previous = process.umask(0o177);
     try {
       await new Promise<number>((resolve, reject) =>
-        this.server.bindAsync(`unix://${socket.path}`, credentials, (err, port) => (err ? reject(err) : resolve(port))),
+        this.server.bindAsync(`unix://${socket.path}`, credentials, (err, port) =>
+          err ? reject(err) : resolve(port),
+        ),
       );
     } finally {
       process.umask(previous);
@@ -133,7 +135,13 @@ export class AetherServer {
     this.health.setStatus('', 'SERVING');
     for (const s of this.serviceNames) this.health.setStatus(s, 'SERVING');
     log.info(
-      { socket: socket.path, mode: socket.mode, group: socket.group || '(unchanged)', tls: tls.mode, services: this.serviceNames },
+      {
+        socket: socket.path,
+        mode: socket.mode,
+        group: socket.group || '(unchanged)',
+        tls: tls.mode,
+        services: this.serviceNames,
+      },
       'listening',
     );
   }
@@ -171,7 +179,8 @@ export class AetherServer {
         drained.then(() => false),
         new Promise<boolean>((r) => setTimeout(() => r(true), grace).unref()),
       ]);
-      if (timedOut) this.options.log.warn({ inFlight: this.inFlight }, 'grace period over; cancelling remaining calls');
+      if (timedOut)
+        this.options.log.warn({ inFlight: this.inFlight }, 'grace period over; cancelling remaining calls');
     }
     await this.close();
     this.options.log.info({ socket: this.socketPath }, 'stopped');
@@ -203,9 +212,12 @@ export class AetherServer {
    */
   private logTlsFailures(): void {
     if (this.options.config.tls.mode !== 'mtls') return;
-    const servers = (this.server as unknown as { http2Servers?: Map<Http2SecureServer, unknown> }).http2Servers;
+    const servers = (this.server as unknown as { http2Servers?: Map<Http2SecureServer, unknown> })
+      .http2Servers;
     if (!(servers instanceof Map)) {
-      this.options.log.warn('cannot observe TLS handshakes on this grpc-js version; refused clients will not be logged');
+      this.options.log.warn(
+        'cannot observe TLS handshakes on this grpc-js version; refused clients will not be logged',
+      );
       return;
     }
     for (const h2 of servers.keys()) {

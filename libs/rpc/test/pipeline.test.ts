@@ -11,7 +11,7 @@ import {
   AetherServer,
   createClient,
   NotFoundError,
-  RpcError,
+  type RpcError,
   serverStream,
   serverStreamCall,
   unary,
@@ -37,13 +37,19 @@ describe('the request pipeline', () => {
     pki = await initDevPki(join(dir, 'pki'), { names: ['aetherd', 'admin'] });
     const config = defaultServerConfig('aetherd', dir);
     config.socket = { path: join(dir, 'run', 'aetherd.sock'), mode: '0660', group: '' };
-    config.tls = { ...config.tls, caFile: pki.caCertPath, certFile: pki.identities['aetherd']!.certPath, keyFile: pki.identities['aetherd']!.keyPath };
+    config.tls = {
+      ...config.tls,
+      caFile: pki.caCertPath,
+      certFile: pki.identities['aetherd']!.certPath,
+      keyFile: pki.identities['aetherd']!.keyPath,
+    };
     config.shutdownGraceMs = 3_000;
     const log = createLogger({
       service: 'test',
       destination: new Writable({
         write(chunk: Buffer, _e, cb) {
-          for (const l of chunk.toString().split('\n').filter(Boolean)) logLines.push(JSON.parse(l) as Record<string, unknown>);
+          for (const l of chunk.toString().split('\n').filter(Boolean))
+            logLines.push(JSON.parse(l) as Record<string, unknown>);
           cb();
         },
       }),
@@ -72,7 +78,9 @@ describe('the request pipeline', () => {
         },
         resource: (req) => ({ type: 'job', id: '', attributes: { argv0: req.spec?.argv[0] } }),
         handle: (req, ctx) =>
-          Promise.resolve({ job: jobsV1.Job.fromPartial({ name: 'jobs/1', actor: ctx.principal.id, spec: req.spec }) }),
+          Promise.resolve({
+            job: jobsV1.Job.fromPartial({ name: 'jobs/1', actor: ctx.principal.id, spec: req.spec }),
+          }),
       }),
       getJob: unary<jobsV1.GetJobRequest, jobsV1.GetJobResponse>({
         handle: async (req, ctx) => {
@@ -91,7 +99,13 @@ describe('the request pipeline', () => {
       }),
       streamJobLogs: serverStream<jobsV1.StreamJobLogsRequest, jobsV1.StreamJobLogsResponse>({
         handle: async (_req, _ctx, send) => {
-          for (let i = 0; i < 5; i++) await send(jobsV1.StreamJobLogsResponse.fromPartial({ data: Buffer.from(`line ${i}\n`), offset: BigInt(i * 7) }));
+          for (let i = 0; i < 5; i++)
+            await send(
+              jobsV1.StreamJobLogsResponse.fromPartial({
+                data: Buffer.from(`line ${i}\n`),
+                offset: BigInt(i * 7),
+              }),
+            );
         },
       }),
     });
@@ -132,28 +146,46 @@ describe('the request pipeline', () => {
   });
 
   it('maps a typed domain error to its code and ErrorInfo reason', async () => {
-    const err = (await unaryCall(client.getJob.bind(client), { name: 'jobs/none' }).catch((e: unknown) => e)) as RpcError;
-    expect(err).toMatchObject({ code: status.NOT_FOUND, reason: 'NOT_FOUND', metadata: { resource: 'jobs/none' } });
+    const err = (await unaryCall(client.getJob.bind(client), { name: 'jobs/none' }).catch(
+      (e: unknown) => e,
+    )) as RpcError;
+    expect(err).toMatchObject({
+      code: status.NOT_FOUND,
+      reason: 'NOT_FOUND',
+      metadata: { resource: 'jobs/none' },
+    });
   });
 
   it('turns an unexpected error into INTERNAL without leaking its message, and logs it', async () => {
-    const err = (await unaryCall(client.getJob.bind(client), { name: 'jobs/crash' }, { requestId: 'crash-1' }).catch(
-      (e: unknown) => e,
-    )) as RpcError;
+    const err = (await unaryCall(
+      client.getJob.bind(client),
+      { name: 'jobs/crash' },
+      { requestId: 'crash-1' },
+    ).catch((e: unknown) => e)) as RpcError;
     expect(err.code).toBe(status.INTERNAL);
     expect(err.message).not.toContain('secret');
     expect(err.message).toContain('crash-1');
-    expect(logLines.some((l) => l['msg'] === 'unexpected error in handler' && l['requestId'] === 'crash-1')).toBe(true);
+    expect(
+      logLines.some((l) => l['msg'] === 'unexpected error in handler' && l['requestId'] === 'crash-1'),
+    ).toBe(true);
   });
 
   it('asks policy with the action and resource and refuses a deny with the deciding policy', async () => {
     decision = { effect: 'deny', policyIds: ['no-host-network'], reason: 'host network is not allowed' };
     const err = (await submit({ argv: ['/bin/true'] }).catch((e: unknown) => e)) as RpcError;
     decision = { effect: 'allow', policyIds: ['test-allow'], reason: 'test' };
-    expect(err).toMatchObject({ code: status.PERMISSION_DENIED, reason: 'POLICY_DENIED', metadata: { policy: 'no-host-network' } });
+    expect(err).toMatchObject({
+      code: status.PERMISSION_DENIED,
+      reason: 'POLICY_DENIED',
+      metadata: { policy: 'no-host-network' },
+    });
     const last = records[records.length - 1]!;
     expect(last.durable).toBe(true);
-    expect(last.rec).toMatchObject({ action: 'jobs.SubmitJob', outcome: 'PERMISSION_DENIED', resource: { type: 'job', attributes: { argv0: '/bin/true' } } });
+    expect(last.rec).toMatchObject({
+      action: 'jobs.SubmitJob',
+      outcome: 'PERMISSION_DENIED',
+      resource: { type: 'job', attributes: { argv0: '/bin/true' } },
+    });
   });
 
   it('reports an ask decision as APPROVAL_REQUIRED', async () => {
@@ -166,10 +198,15 @@ describe('the request pipeline', () => {
   it('audits every call once, durably for state changes, with correlation ids', async () => {
     const before = records.length;
     await submit({ argv: ['/bin/true'] }, { requestId: 'r-audit', intentId: 'i-9', jobId: 'j-3' });
-    await unaryCall(client.getJob.bind(client), { name: 'jobs/none' }, { requestId: 'r-read' }).catch(() => undefined);
+    await unaryCall(client.getJob.bind(client), { name: 'jobs/none' }, { requestId: 'r-read' }).catch(
+      () => undefined,
+    );
     const added = records.slice(before);
     expect(added).toHaveLength(2);
-    expect(added[0]).toMatchObject({ durable: true, rec: { requestId: 'r-audit', intentId: 'i-9', jobId: 'j-3', outcome: 'OK' } });
+    expect(added[0]).toMatchObject({
+      durable: true,
+      rec: { requestId: 'r-audit', intentId: 'i-9', jobId: 'j-3', outcome: 'OK' },
+    });
     expect(added[1]).toMatchObject({ durable: false, rec: { requestId: 'r-read', outcome: 'NOT_FOUND' } });
   });
 
@@ -182,21 +219,28 @@ describe('the request pipeline', () => {
 
   it('streams responses in order', async () => {
     const chunks: string[] = [];
-    for await (const c of serverStreamCall(client.streamJobLogs.bind(client), jobsV1.StreamJobLogsRequest.fromPartial({ name: 'jobs/1' }))) {
+    for await (const c of serverStreamCall(
+      client.streamJobLogs.bind(client),
+      jobsV1.StreamJobLogsRequest.fromPartial({ name: 'jobs/1' }),
+    )) {
       chunks.push(c.data.toString());
     }
     expect(chunks).toEqual(['line 0\n', 'line 1\n', 'line 2\n', 'line 3\n', 'line 4\n']);
   });
 
   it('tells the handler when the client gives up (deadline), through its abort signal', async () => {
-    const err = (await unaryCall(client.getJob.bind(client), { name: 'jobs/wait-for-cancel' }, { timeoutMs: 200 }).catch(
-      (e: unknown) => e,
-    )) as RpcError;
+    const err = (await unaryCall(
+      client.getJob.bind(client),
+      { name: 'jobs/wait-for-cancel' },
+      { timeoutMs: 200 },
+    ).catch((e: unknown) => e)) as RpcError;
     expect(err.code).toBe(status.DEADLINE_EXCEEDED);
   });
 
   it('answers methods without a handler with UNIMPLEMENTED after policy', async () => {
-    const err = (await unaryCall(client.killJob.bind(client), { name: 'jobs/1' }).catch((e: unknown) => e)) as RpcError;
+    const err = (await unaryCall(client.killJob.bind(client), { name: 'jobs/1' }).catch(
+      (e: unknown) => e,
+    )) as RpcError;
     expect(err).toMatchObject({ code: status.UNIMPLEMENTED, reason: 'NOT_IMPLEMENTED' });
   });
 

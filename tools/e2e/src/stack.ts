@@ -48,13 +48,18 @@ export class DaemonProcess {
   }
 
   /** Resolves with the first log line matching `pred`, waiting up to `timeoutMs`. */
-  async waitForLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+  async waitForLog(
+    pred: (l: Record<string, unknown>) => boolean,
+    timeoutMs = 10_000,
+  ): Promise<Record<string, unknown>> {
     const until = Date.now() + timeoutMs;
     for (;;) {
       const hit = this.lines.find(pred);
       if (hit) return hit;
       if (Date.now() > until) {
-        throw new Error(`${this.name}: no matching log line in ${timeoutMs}ms; got:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr}`);
+        throw new Error(
+          `${this.name}: no matching log line in ${timeoutMs}ms; got:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}\n${this.stderr}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -151,7 +156,8 @@ export class Stack {
     const c = AetherClient.fromConfig(this.clientConfigPath);
     if (identity === 'admin') return c;
     const id = this.pki.identities[identity]!;
-    for (const d of DAEMON_NAMES) c.config[d] = { ...c.config[d], certFile: id.certPath, keyFile: id.keyPath };
+    for (const d of DAEMON_NAMES)
+      c.config[d] = { ...c.config[d], certFile: id.certPath, keyFile: id.keyPath };
     return c;
   }
 

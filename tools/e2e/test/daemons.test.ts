@@ -50,7 +50,9 @@ describe('the three daemons over mTLS Unix sockets', () => {
   it('answers a contract method that is not built yet with UNIMPLEMENTED and a typed ErrorInfo', async () => {
     const client = stack.client();
     const err = await client
-      .call(client.jobs, 'listJobs', jobsV1.ListJobsRequest.fromPartial({ pageSize: 10 }), { requestId: 'req-unimpl-1' })
+      .call(client.jobs, 'listJobs', jobsV1.ListJobsRequest.fromPartial({ pageSize: 10 }), {
+        requestId: 'req-unimpl-1',
+      })
       .catch((e: unknown) => e);
     client.close();
     expect(err).toBeInstanceOf(RpcError);
@@ -96,7 +98,9 @@ describe('the three daemons over mTLS Unix sockets', () => {
       code: 'UNIMPLEMENTED',
       decision: 'allow',
     });
-    expect(stack.daemons.get('aetherd')!.lines.filter((l) => l['requestId'] === 'req-echo-42')).toHaveLength(1);
+    expect(stack.daemons.get('aetherd')!.lines.filter((l) => l['requestId'] === 'req-echo-42')).toHaveLength(
+      1,
+    );
   });
 
   it('gives aurorad and cfcd a working client to aetherd from the start', async () => {

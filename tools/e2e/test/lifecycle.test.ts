@@ -55,11 +55,17 @@ describe('daemon lifecycle and configuration', () => {
   it('rejects a malformed configuration naming the field, its source and exits 78', () => {
     const bad = join(stack.dir, 'bad.yaml');
     writeFileSync(bad, 'socket:\n  mode: "0666"\nmaxMessageBytes: 12\nlogLevl: info\n');
-    const r = spawnSync(process.execPath, [join(__dirname, '../../../apps/aetherd/dist/main.js'), '--config', bad], {
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      process.execPath,
+      [join(__dirname, '../../../apps/aetherd/dist/main.js'), '--config', bad],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(r.status).toBe(78);
-    expect(r.stderr).toContain(`socket.mode: must not grant access to others (last digit must be 0) (from file ${bad})`);
+    expect(r.stderr).toContain(
+      `socket.mode: must not grant access to others (last digit must be 0) (from file ${bad})`,
+    );
     expect(r.stderr).toMatch(/maxMessageBytes: .*(from file)/);
     expect(r.stderr).toContain('logLevl: unknown setting');
   });
@@ -71,10 +77,16 @@ describe('daemon lifecycle and configuration', () => {
       env: { ...process.env, AETHERD_SHUTDOWN_GRACE_MS: 'soon' },
     });
     expect(env.status).toBe(78);
-    expect(env.stderr).toContain('shutdownGraceMs: "soon" is not a number (from env AETHERD_SHUTDOWN_GRACE_MS)');
-    const flag = spawnSync(process.execPath, [main, '--config', stack.configPath('aetherd'), '--socket', 'rel.sock'], {
-      encoding: 'utf8',
-    });
+    expect(env.stderr).toContain(
+      'shutdownGraceMs: "soon" is not a number (from env AETHERD_SHUTDOWN_GRACE_MS)',
+    );
+    const flag = spawnSync(
+      process.execPath,
+      [main, '--config', stack.configPath('aetherd'), '--socket', 'rel.sock'],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(flag.status).toBe(78);
     expect(flag.stderr).toContain('socket.path: must be an absolute path (from flag --socket)');
   });
@@ -84,14 +96,24 @@ describe('daemon lifecycle and configuration', () => {
       encoding: 'utf8',
     });
     expect(r.status).toBe(0);
-    for (const flag of ['--config', '--socket', '--insecure-plaintext-socket', '--aetherd-socket', '--check-config']) {
+    for (const flag of [
+      '--config',
+      '--socket',
+      '--insecure-plaintext-socket',
+      '--aetherd-socket',
+      '--check-config',
+    ]) {
       expect(r.stdout).toContain(flag);
     }
     expect(r.stdout).toContain('78 bad configuration');
   });
 
   it('serves plaintext only when asked explicitly, and says so loudly', async () => {
-    const p = stack.spawn('aetherd', ['--config', stack.configPath('aetherd'), '--insecure-plaintext-socket']);
+    const p = stack.spawn('aetherd', [
+      '--config',
+      stack.configPath('aetherd'),
+      '--insecure-plaintext-socket',
+    ]);
     stack.daemons.set('aetherd', p);
     const warning = await p.waitForLog((l) => String(l['msg']).startsWith('INSECURE'));
     expect(warning['level']).toBe('warn');

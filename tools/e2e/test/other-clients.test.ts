@@ -64,7 +64,11 @@ describe('clients that are not ours', () => {
   });
 
   it('buf curl encodes a request with a google.protobuf.Timestamp resolved through reflection', () => {
-    const r = bufCurl('-d', '{"pageSize": 5, "startTime": "2026-01-01T00:00:00Z"}', 'https://aetherd/aether.events.v1.EventService/ListEvents');
+    const r = bufCurl(
+      '-d',
+      '{"pageSize": 5, "startTime": "2026-01-01T00:00:00Z"}',
+      'https://aetherd/aether.events.v1.EventService/ListEvents',
+    );
     // The request reached the handler (which is not built yet): the schema, Timestamp included, resolved.
     expect(r.out).toContain('"code": "unimplemented"');
     expect(r.out).toContain('google.rpc.ErrorInfo');
@@ -96,9 +100,13 @@ describe('clients that are not ours', () => {
     call.end();
     client.close();
     if (res.messageResponse?.$case !== 'fileDescriptorResponse') throw new Error(JSON.stringify(res));
-    const files = res.messageResponse.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b));
+    const files = res.messageResponse.value.fileDescriptorProto.map((b) =>
+      fromBinary(FileDescriptorProtoSchema, b),
+    );
     expect(files.map((f) => f.name)).toContain('google/protobuf/timestamp.proto');
-    const registry = createFileRegistry(files[files.length - 1]!, (name) => files.find((f) => f.name === name));
+    const registry = createFileRegistry(files[files.length - 1]!, (name) =>
+      files.find((f) => f.name === name),
+    );
     const job = registry.getMessage('aether.jobs.v1.Job') as DescMessage;
     const timestampFields = job.fields.filter((f) => f.message?.typeName === 'google.protobuf.Timestamp');
     expect(timestampFields.map((f) => f.name)).toEqual(expect.arrayContaining(['create_time']));
@@ -107,11 +115,7 @@ describe('clients that are not ours', () => {
   it('a Python client generated from proto/ with Debian grpcio calls aetherd over mTLS and reads ErrorInfo and the request id', () => {
     const gen = join(stack.dir, 'py');
     mkdirSync(gen);
-    const protos = [
-      'aether/jobs/v1/jobs.proto',
-      'google/rpc/status.proto',
-      'google/rpc/error_details.proto',
-    ];
+    const protos = ['aether/jobs/v1/jobs.proto', 'google/rpc/status.proto', 'google/rpc/error_details.proto'];
     execFileSync('protoc', [
       `-I${join(repoRoot, 'proto')}`,
       `-I${join(repoRoot, 'proto', 'vendor')}`,
@@ -124,7 +128,14 @@ describe('clients that are not ours', () => {
     const admin = stack.pki.identities['admin']!;
     const out = execFileSync(
       '/usr/bin/python3',
-      [join(__dirname, '..', 'python', 'client.py'), gen, stack.socket('aetherd'), stack.pki.caCertPath, admin.certPath, admin.keyPath],
+      [
+        join(__dirname, '..', 'python', 'client.py'),
+        gen,
+        stack.socket('aetherd'),
+        stack.pki.caCertPath,
+        admin.certPath,
+        admin.keyPath,
+      ],
       { encoding: 'utf8', env: { ...process.env, PYTHONPATH: '' } },
     );
     expect(JSON.parse(out)).toEqual({

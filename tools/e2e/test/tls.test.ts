@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
 import { createCertificateAuthority, issueCertificate } from '@aether/pki';
 import { healthV1 } from '@aether/proto';
-import { createClient, RpcError, unaryCall } from '@aether/rpc';
+import { createClient, type RpcError, unaryCall } from '@aether/rpc';
 import { Stack, type DaemonProcess } from '../src';
 
 const DAY = 86_400_000;
@@ -18,7 +18,10 @@ describe('who may connect', () => {
   });
   afterAll(() => stack.close());
 
-  const writePair = (name: string, pair: { certPem: string; keyPem: string }): { cert: string; key: string } => {
+  const writePair = (
+    name: string,
+    pair: { certPem: string; keyPem: string },
+  ): { cert: string; key: string } => {
     const cert = join(stack.dir, `${name}.crt`);
     const key = join(stack.dir, `${name}.key`);
     writeFileSync(cert, pair.certPem);
@@ -57,10 +60,14 @@ describe('who may connect', () => {
     aetherd.lines.length = 0;
     const client = new healthV1.HealthClient(
       `unix://${stack.socket('aetherd')}`,
-      credentials.createSsl(readFileSync(stack.pki.caCertPath), null, null, { checkServerIdentity: () => undefined }),
+      credentials.createSsl(readFileSync(stack.pki.caCertPath), null, null, {
+        checkServerIdentity: () => undefined,
+      }),
       { 'grpc.ssl_target_name_override': 'aetherd' },
     );
-    const err = await unaryCall(client.check.bind(client), { service: '' }, { timeoutMs: 5_000 }).catch((e: RpcError) => e);
+    const err = await unaryCall(client.check.bind(client), { service: '' }, { timeoutMs: 5_000 }).catch(
+      (e: RpcError) => e,
+    );
     client.close();
     expect(err).toMatchObject({ code: status.UNAVAILABLE });
     await refusalLogged();
@@ -93,7 +100,10 @@ describe('who may connect', () => {
   });
 
   it('refuses a certificate without a SPIFFE ID with UNAUTHENTICATED', async () => {
-    const { cert, key } = writePair('nosan', await issueCertificate(ca(), { usage: 'client', commonName: 'anonymous' }));
+    const { cert, key } = writePair(
+      'nosan',
+      await issueCertificate(ca(), { usage: 'client', commonName: 'anonymous' }),
+    );
     const client = stack.client();
     client.config.aetherd = { ...client.config.aetherd, certFile: cert, keyFile: key };
     // Health sits outside the pipeline; an API method runs the identity check.
@@ -115,9 +125,13 @@ describe('who may connect', () => {
     chmodSync(join(stack.dir, 'run'), 0o755);
     const probe = `require('net').connect(${JSON.stringify(stack.socket('aetherd'))}).on('connect', () => { console.log('connected'); process.exit(0) }).on('error', (e) => { console.log(e.code); process.exit(0) })`;
     const as = (gid: string): string =>
-      spawnSync('setpriv', ['--reuid=nobody', `--regid=${gid}`, '--clear-groups', process.execPath, '-e', probe], {
-        encoding: 'utf8',
-      }).stdout.trim();
+      spawnSync(
+        'setpriv',
+        ['--reuid=nobody', `--regid=${gid}`, '--clear-groups', process.execPath, '-e', probe],
+        {
+          encoding: 'utf8',
+        },
+      ).stdout.trim();
     expect(as('daemon')).toBe('connected');
     expect(as('nogroup')).toBe('EACCES');
   });

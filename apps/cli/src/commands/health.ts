@@ -10,9 +10,11 @@ export function healthCommand(): Command {
     .option('--wait <seconds>', 'keep asking until all are serving or this many seconds pass', '0')
     .action(async (daemons: string[], opts: { json?: boolean; wait: string }, cmd: Command) => {
       const unknown = daemons.filter((d) => !(DAEMONS as readonly string[]).includes(d));
-      if (unknown.length) throw new Error(`unknown daemon ${unknown.join(', ')}; choose from ${DAEMONS.join(', ')}`);
+      if (unknown.length)
+        throw new Error(`unknown daemon ${unknown.join(', ')}; choose from ${DAEMONS.join(', ')}`);
       const waitMs = Number(opts.wait) * 1000;
-      if (!Number.isFinite(waitMs) || waitMs < 0) throw new Error(`--wait must be a number of seconds, got "${opts.wait}"`);
+      if (!Number.isFinite(waitMs) || waitMs < 0)
+        throw new Error(`--wait must be a number of seconds, got "${opts.wait}"`);
       const client = AetherClient.fromConfig(cmd.optsWithGlobals<{ config: string }>().config);
       const until = Date.now() + waitMs;
       let reports: HealthReport[];

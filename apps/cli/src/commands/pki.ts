@@ -5,10 +5,13 @@ import { DEFAULT_TRUST_DOMAIN, describeCertificate, initDevPki, issueClientCerti
 import { readFileSync } from 'node:fs';
 import { table } from '../output';
 
-const defaultDir = (): string => (process.getuid?.() === 0 ? '/etc/aether/pki' : join(homedir(), '.aether', 'pki'));
+const defaultDir = (): string =>
+  process.getuid?.() === 0 ? '/etc/aether/pki' : join(homedir(), '.aether', 'pki');
 
 export function pkiCommand(): Command {
-  const pki = new Command('pki').description('create and inspect the certificates that identify daemons and users');
+  const pki = new Command('pki').description(
+    'create and inspect the certificates that identify daemons and users',
+  );
   pki
     .command('init')
     .description('create a CA and certificates for aetherd, aurorad, cfcd and an admin client (keys 0600)')
@@ -16,7 +19,10 @@ export function pkiCommand(): Command {
     .option('--trust-domain <domain>', 'SPIFFE trust domain', DEFAULT_TRUST_DOMAIN)
     .option('--force', 'replace existing certificates and keys')
     .action(async (opts: { dir: string; trustDomain: string; force?: boolean }) => {
-      const layout = await initDevPki(opts.dir, { trustDomain: opts.trustDomain, force: opts.force ?? false });
+      const layout = await initDevPki(opts.dir, {
+        trustDomain: opts.trustDomain,
+        force: opts.force ?? false,
+      });
       process.stdout.write(
         table(
           ['NAME', 'SPIFFE ID', 'CERTIFICATE', 'KEY'],
@@ -36,7 +42,9 @@ export function pkiCommand(): Command {
         trustDomain: opts.trustDomain,
         ...(opts.out ? { outDir: opts.out } : {}),
       });
-      process.stdout.write(`${issued.spiffeId}\n  certificate: ${issued.certPath}\n  key:         ${issued.keyPath}\n`);
+      process.stdout.write(
+        `${issued.spiffeId}\n  certificate: ${issued.certPath}\n  key:         ${issued.keyPath}\n`,
+      );
     });
   pki
     .command('show')
