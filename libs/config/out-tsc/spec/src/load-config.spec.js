@@ -13,7 +13,12 @@ const file = (name, text) => {
     (0, node_fs_1.writeFileSync)(p, text);
     return p;
 };
-const load = (over = {}) => (0, load_config_1.loadConfig)(schemas_1.serverConfigSchema, { defaults: (0, schemas_1.defaultServerConfig)('aetherd'), envPrefix: 'AETHERD', env: {}, ...over });
+const load = (over = {}) => (0, load_config_1.loadConfig)(schemas_1.serverConfigSchema, {
+    defaults: (0, schemas_1.defaultServerConfig)('aetherd'),
+    envPrefix: 'AETHERD',
+    env: {},
+    ...over,
+});
 function issuesOf(fn) {
     try {
         fn();

@@ -39,9 +39,7 @@ describe('createLogger', () => {
     });
     it('carries correlation ids on child loggers', () => {
         const out = capture();
-        (0, logger_1.createLogger)({ service: 'x', destination: out.stream })
-            .child({ intentId: 'i-1' })
-            .warn('careful');
+        (0, logger_1.createLogger)({ service: 'x', destination: out.stream }).child({ intentId: 'i-1' }).warn('careful');
         expect(out.lines()[0]).toMatchObject({ intentId: 'i-1', level: 'warn' });
     });
 });
