@@ -187,10 +187,13 @@ function makeHandler(
     let decision: Decision = { effect: 'deny', policyIds: [], reason: 'not evaluated' };
     let outcome: RpcError | undefined;
     let response: unknown;
-    const log = options.log.child({
-      requestId: correlation.requestId,
-      ...(correlation.intentId ? { intentId: correlation.intentId } : {}),
-    });
+    // A child logger costs a redaction setup; most calls never log from the handler, so make it on demand.
+    let childLog: Logger | undefined;
+    const log = (): Logger =>
+      (childLog ??= options.log.child({
+        requestId: correlation.requestId,
+        ...(correlation.intentId ? { intentId: correlation.intentId } : {}),
+      }));
     try {
       call.sendMetadata(withRequestId(correlation.requestId));
       principal = options.plaintext
@@ -221,7 +224,9 @@ function makeHandler(
         principal,
         action,
         signal: controller.signal,
-        log,
+        get log() {
+          return log();
+        },
         metadata: call.metadata,
         decision,
         ...(deadline ? { deadline } : {}),
@@ -229,7 +234,7 @@ function makeHandler(
       };
       response = await respond(ctx);
     } catch (err) {
-      outcome = toRpcError(err, log, correlation.requestId);
+      outcome = toRpcError(err, log(), correlation.requestId);
     }
     clearTimeout(timer);
     (call as NodeJS.EventEmitter).removeListener('cancelled', onCancel);
@@ -257,10 +262,12 @@ function makeHandler(
           `audit log unavailable: ${(err as Error).message}`,
           'AUDIT_UNAVAILABLE',
         );
-      log.error({ err }, 'audit record failed');
+      log().error({ err }, 'audit record failed');
     }
-    log.info(
+    options.log.info(
       {
+        requestId: correlation.requestId,
+        ...(correlation.intentId ? { intentId: correlation.intentId } : {}),
         rpc: path,
         kind,
         principal: principal?.id,

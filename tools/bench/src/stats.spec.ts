@@ -1,4 +1,4 @@
-import { percentile, summarize } from './stats';
+import { median, percentile, summarize } from './stats';
 
 describe('percentile', () => {
   const oneToHundred = Array.from({ length: 100 }, (_, i) => i + 1);
@@ -29,5 +29,13 @@ describe('summarize', () => {
 
   it('sorts numerically, not as strings', () => {
     expect(summarize([10, 9, 100, 2]).p50).toBe(9);
+  });
+});
+
+describe('median', () => {
+  it('takes the middle value, or the mean of the two middle ones', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNaN();
   });
 });

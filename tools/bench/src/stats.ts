@@ -37,3 +37,12 @@ export function summarize(samples: ArrayLike<number>): LatencySummary {
     max: n ? (sorted[n - 1] as number) : NaN,
   };
 }
+
+/** The median of `values` (the mean of the two middle ones for an even count); NaN for none. */
+export function median(values: ArrayLike<number>): number {
+  const sorted = Float64Array.from(values).sort();
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  const mid = Math.floor(n / 2);
+  return n % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}

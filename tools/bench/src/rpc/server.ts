@@ -11,7 +11,13 @@ import { AetherServer, unary, type AuditHook, type PolicyHook } from '@aether/rp
 import { createLogger } from '@aether/log';
 import { eventsV1 } from '@aether/proto';
 import type { ServerConfig } from '@aether/config';
-import { ECHO_PATH, type ChildMessage, type ParentMessage, type TlsFiles, type TransportId } from './protocol';
+import {
+  ECHO_PATH,
+  type ChildMessage,
+  type ParentMessage,
+  type TlsFiles,
+  type TransportId,
+} from './protocol';
 
 const allowAll: PolicyHook = {
   decide: () => ({ effect: 'allow', policyIds: ['bench-allow-all'], reason: 'benchmark: allow every call' }),
@@ -26,7 +32,11 @@ interface Running {
   stop(): Promise<void>;
 }
 
-async function startGrpc(transport: 'grpc-mtls' | 'grpc-plaintext', socketPath: string, tls: TlsFiles): Promise<Running> {
+async function startGrpc(
+  transport: 'grpc-mtls' | 'grpc-plaintext',
+  socketPath: string,
+  tls: TlsFiles,
+): Promise<Running> {
   const config: Pick<ServerConfig, 'socket' | 'tls' | 'shutdownGraceMs' | 'maxMessageBytes'> = {
     socket: { path: socketPath, mode: '0600', group: '' },
     tls: {
