@@ -34,6 +34,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "==> installing npm packages (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install` rather than `npm ci`: npm 11 leaves other platforms' optional binaries (swc, buf) out
+  # of the lockfile and then `npm ci` refuses it as out of sync. The lockfile still pins every version.
+  echo "==> installing npm packages"
+  npm install --no-audit --no-fund --loglevel=error
 fi
