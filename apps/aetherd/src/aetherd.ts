@@ -1,25 +1,28 @@
-import { defaultServerConfig, serverConfigSchema } from '@aether/config';
+import { join } from 'node:path';
+import { aetherdConfigSchema, defaultAetherdConfig } from '@aether/config';
 import type { DaemonDefinition } from '@aether/daemon';
 import { artifactsV1, eventsV1, governanceV1, jobsV1, memoryV1, metricsV1 } from '@aether/proto';
+import { TokenRegistry, TokenSigner } from '@aether/tokens';
+import { tokenServiceHandlers } from './governance/token-service';
 
 /**
  * aetherd, the substrate: jobs, artifacts, memory, events, metrics and governance (policy, tokens,
- * audit) behind one policy-enforcing
- * pipeline. Each API answers UNIMPLEMENTED (after authentication, policy and audit) until its issue lands.
+ * audit) behind one policy-enforcing pipeline. APIs whose capability has not landed answer
+ * UNIMPLEMENTED (after authentication, policy and audit).
  */
-export const aetherd: DaemonDefinition<typeof serverConfigSchema> = {
+export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
   name: 'aetherd',
   description:
     'Aether substrate daemon: sandboxed jobs, content-addressed artifacts, memory with cited search, events and metrics over mTLS gRPC on a Unix socket.',
-  schema: serverConfigSchema,
-  defaults: () => defaultServerConfig('aetherd'),
+  schema: aetherdConfigSchema,
+  defaults: defaultAetherdConfig,
   envPrefix: 'AETHERD',
   policyRules: ({ tls: { trustDomain: td } }) => [
     { id: 'admin-all', principals: [`spiffe://${td}/admin`], actions: ['*'] },
     {
       id: 'aurorad-substrate',
       principals: [`spiffe://${td}/aurorad`],
-      actions: ['jobs.*', 'artifacts.*', 'memory.*', 'events.*', 'metrics.GetMetrics'],
+      actions: ['jobs.*', 'artifacts.*', 'memory.*', 'events.*', 'metrics.GetMetrics', 'governance.MintToken'],
     },
     {
       id: 'cfcd-substrate',
@@ -27,7 +30,15 @@ export const aetherd: DaemonDefinition<typeof serverConfigSchema> = {
       actions: ['jobs.*', 'artifacts.*', 'memory.*', 'events.EmitEvent'],
     },
   ],
-  register: (server) => {
+  register: async (server, { config, policy, log }) => {
+    const signer = await TokenSigner.fromKeyFile(config.tokens.signingKeyFile, config.tokens.issuer);
+    signer.publishPublicKey(config.tokens.publicKeyFile);
+    const registry = TokenRegistry.open(join(config.stateDir, 'tokens', 'registry.jsonl'));
+    const verifier = await signer.verifier();
+    policy.useVerifier((token, presenter) =>
+      verifier.verify(token, { audience: 'aetherd', presenter, isRevoked: (id) => registry.isRevoked(id) }),
+    );
+    log.info({ publicKeyFile: config.tokens.publicKeyFile }, 'capability tokens: signing key ready');
     server
       .addService(jobsV1.JobServiceService, {})
       .addService(artifactsV1.ArtifactServiceService, {})
@@ -35,8 +46,11 @@ export const aetherd: DaemonDefinition<typeof serverConfigSchema> = {
       .addService(eventsV1.EventServiceService, {})
       .addService(metricsV1.MetricsServiceService, {})
       .addService(governanceV1.PolicyServiceService, {})
-      .addService(governanceV1.TokenServiceService, {})
+      .addService(
+        governanceV1.TokenServiceService,
+        tokenServiceHandlers(signer, registry, config.tokens.defaultTtlSeconds),
+      )
       .addService(governanceV1.AuditServiceService, {});
-    return Promise.resolve({});
+    return {};
   },
 };

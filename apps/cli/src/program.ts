@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { defaultClientConfigPath } from '@aether/config';
 import { healthCommand } from './commands/health';
 import { pkiCommand } from './commands/pki';
+import { tokenCommand } from './commands/token';
 
 /** The `aether` command line: one subcommand per capability, human output by default, --json for scripts. */
 export function buildProgram(): Command {
@@ -19,5 +20,6 @@ export function buildProgram(): Command {
     );
   program.addCommand(healthCommand());
   program.addCommand(pkiCommand());
+  program.addCommand(tokenCommand());
   return program;
 }

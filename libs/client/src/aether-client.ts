@@ -2,6 +2,7 @@ import { loadClientConfig, type ClientConfig } from '@aether/config';
 import {
   artifactsV1,
   eventsV1,
+  governanceV1,
   healthV1,
   intentsV1,
   jobsV1,
@@ -63,6 +64,15 @@ export class AetherClient {
   }
   get metrics(): metricsV1.MetricsServiceClient {
     return this.get('metrics', () => createClient(metricsV1.MetricsServiceClient, this.config.aetherd));
+  }
+  get tokens(): governanceV1.TokenServiceClient {
+    return this.get('tokens', () => createClient(governanceV1.TokenServiceClient, this.config.aetherd));
+  }
+  get policy(): governanceV1.PolicyServiceClient {
+    return this.get('policy', () => createClient(governanceV1.PolicyServiceClient, this.config.aetherd));
+  }
+  get audit(): governanceV1.AuditServiceClient {
+    return this.get('audit', () => createClient(governanceV1.AuditServiceClient, this.config.aetherd));
   }
   get intents(): intentsV1.IntentServiceClient {
     return this.get('intents', () => createClient(intentsV1.IntentServiceClient, this.config.aurorad));

@@ -11,3 +11,4 @@ export {
 } from './schemas';
 export { loadClientConfig, defaultClientConfigPath, type ClientConfig } from './client-config';
 export { peerDaemonConfigSchema, defaultPeerDaemonConfig, type PeerDaemonConfig } from './peer';
+export { aetherdConfigSchema, defaultAetherdConfig, type AetherdConfig } from './aetherd';

@@ -42,6 +42,13 @@ export const serverConfigSchema = z.strictObject({
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
   /** How long SIGTERM waits for in-flight calls before closing them. */
   shutdownGraceMs: z.number().int().min(0).max(600_000),
+  /** Capability tokens (seed §3.2): where the issuer's verification key is published. */
+  tokens: z.strictObject({
+    /** SPKI PEM public key of the token issuer (aetherd writes it at start). */
+    publicKeyFile: z.string().min(1),
+    /** SPIFFE ID of the issuer whose tokens are accepted. */
+    issuer: z.string().startsWith('spiffe://', 'must be a spiffe:// URI'),
+  }),
   /** Largest request or response message, in bytes. */
   maxMessageBytes: z
     .number()
@@ -76,6 +83,7 @@ export function defaultServerConfig(name: string, stateDir = '/var/lib/aether'):
     policyDir: '/etc/aether/policy',
     auditLog: `/var/log/aether/${name}.jsonl`,
     logLevel: 'info',
+    tokens: { publicKeyFile: '/run/aether/token-signing.pub', issuer: `spiffe://${DEFAULT_TRUST_DOMAIN}/aetherd` },
     shutdownGraceMs: 10_000,
     maxMessageBytes: 16 * 1024 * 1024,
   };

@@ -1,2 +1,3 @@
 export { runDaemon, type DaemonDefinition, type DaemonContext, type Registered, EXIT } from './run-daemon';
 export { UpstreamWatch } from './upstream';
+export { GovernedPolicy, fileTokenVerifier, type VerifyToken, type PolicyTokenClaims } from './governed-policy';

@@ -4,7 +4,8 @@ import { ConfigError, loadConfig, type ServerConfig } from '@aether/config';
 import { createLogger, type Logger } from '@aether/log';
 import { AuditLog } from '@aether/audit';
 import { StaticPolicy, type StaticPolicyRule } from '@aether/policy';
-import { AetherServer, type AuditHook, type PolicyHook } from '@aether/rpc';
+import { AetherServer, type AuditHook } from '@aether/rpc';
+import { fileTokenVerifier, GovernedPolicy } from './governed-policy';
 
 /** Exit codes, after sysexits(3), so systemd and scripts can tell a bad config from a crash. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 64, CONFIG: 78 } as const;
@@ -12,6 +13,8 @@ export const EXIT = { OK: 0, FAILURE: 1, USAGE: 64, CONFIG: 78 } as const;
 export interface DaemonContext<C> {
   config: C;
   log: Logger;
+  /** The policy hook of this daemon's server; aetherd installs its in-process token verifier here. */
+  policy: GovernedPolicy;
 }
 
 /** What a daemon registered; `close` runs after the server has drained. */
@@ -138,9 +141,12 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
         }
       },
     };
-    const policy: PolicyHook = new StaticPolicy(def.policyRules(config));
+    const policy = new GovernedPolicy(
+      new StaticPolicy(def.policyRules(config)),
+      fileTokenVerifier(config.tokens.publicKeyFile, config.tokens.issuer, def.name),
+    );
     const server = new AetherServer({ name: def.name, config, log, policy, audit: auditHook });
-    const registered = await def.register(server, { config, log });
+    const registered = await def.register(server, { config, log, policy });
     await server.start();
     process.on('SIGHUP', () => log.info('SIGHUP received; nothing to reload yet'));
     server.stopOnSignals(() => {

@@ -52,6 +52,8 @@ export interface CallRecord {
   /** Set when the call failed: the message the caller got. */
   error?: string;
   durationMs: number;
+  /** Id of the capability token the call carried, if any. */
+  tokenId?: string;
 }
 
 /**

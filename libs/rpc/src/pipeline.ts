@@ -253,6 +253,7 @@ function makeHandler(
           outcome: outcome?.codeName ?? 'OK',
           ...(outcome ? { error: outcome.message } : {}),
           durationMs,
+          ...(decision.tokenId ? { tokenId: decision.tokenId } : {}),
         },
         { durable },
       );

@@ -1,0 +1,21 @@
+import { z } from 'zod';
+import { defaultServerConfig, serverConfigSchema } from './schemas';
+
+/** aetherd also issues capability tokens: it holds the signing key and the registry of minted tokens. */
+export const aetherdConfigSchema = serverConfigSchema.extend({
+  tokens: serverConfigSchema.shape.tokens.extend({
+    /** Ed25519 PKCS#8 PEM signing key; created 0600 on first start. */
+    signingKeyFile: z.string().min(1),
+    /** Default lifetime of a minted token, seconds. */
+    defaultTtlSeconds: z.number().int().min(1).max(3600),
+  }),
+});
+export type AetherdConfig = z.infer<typeof aetherdConfigSchema>;
+
+export function defaultAetherdConfig(): AetherdConfig {
+  const base = defaultServerConfig('aetherd');
+  return {
+    ...base,
+    tokens: { ...base.tokens, signingKeyFile: '/var/lib/aether/tokens/signing.key', defaultTtlSeconds: 600 },
+  };
+}
