@@ -14,6 +14,8 @@ cli() { node "$root/apps/cli/dist/main.js" --config "$dev/client.yaml" "$@"; }
 write_configs() {
   mkdir -p "$dev"/{etc,run,state,log,audit,policy}
   chmod 0750 "$dev/run"
+  # The shipped default policy; files you edited there are kept.
+  cp -n "$root"/deploy/policy/* "$dev/policy/"
   local d state
   for d in "${daemons[@]}"; do
     case $d in aetherd) state=$dev/state/aetherd ;; aurorad) state=$dev/state/aurora ;; cfcd) state=$dev/state/cfc ;; esac
@@ -31,7 +33,12 @@ tls:
 stateDir: $state
 policyDir: $dev/policy
 auditLog: $dev/audit/$d.jsonl
+tokens:
+  publicKeyFile: $dev/run/token-signing.pub
 YAML
+    if [ "$d" = aetherd ]; then
+      printf '  signingKeyFile: %s\n' "$dev/state/aetherd/tokens/signing.key" >> "$dev/etc/$d.yaml"
+    fi
     if [ "$d" != aetherd ]; then
       cat >> "$dev/etc/$d.yaml" <<YAML
 aetherd:

@@ -4,6 +4,8 @@ import type { DaemonDefinition } from '@aether/daemon';
 import { artifactsV1, eventsV1, governanceV1, jobsV1, memoryV1, metricsV1 } from '@aether/proto';
 import { TokenRegistry, TokenSigner } from '@aether/tokens';
 import { tokenServiceHandlers } from './governance/token-service';
+import { hostJobDefaults } from './jobs/job-policy-resource';
+import { jobServiceHandlers } from './jobs/job-service';
 
 /**
  * aetherd, the substrate: jobs, artifacts, memory, events, metrics and governance (policy, tokens,
@@ -17,19 +19,6 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
   schema: aetherdConfigSchema,
   defaults: defaultAetherdConfig,
   envPrefix: 'AETHERD',
-  policyRules: ({ tls: { trustDomain: td } }) => [
-    { id: 'admin-all', principals: [`spiffe://${td}/admin`], actions: ['*'] },
-    {
-      id: 'aurorad-substrate',
-      principals: [`spiffe://${td}/aurorad`],
-      actions: ['jobs.*', 'artifacts.*', 'memory.*', 'events.*', 'metrics.GetMetrics', 'governance.MintToken'],
-    },
-    {
-      id: 'cfcd-substrate',
-      principals: [`spiffe://${td}/cfcd`],
-      actions: ['jobs.*', 'artifacts.*', 'memory.*', 'events.EmitEvent'],
-    },
-  ],
   register: async (server, { config, policy, log }) => {
     const signer = await TokenSigner.fromKeyFile(config.tokens.signingKeyFile, config.tokens.issuer);
     signer.publishPublicKey(config.tokens.publicKeyFile);
@@ -40,7 +29,7 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
     );
     log.info({ publicKeyFile: config.tokens.publicKeyFile }, 'capability tokens: signing key ready');
     server
-      .addService(jobsV1.JobServiceService, {})
+      .addService(jobsV1.JobServiceService, jobServiceHandlers(hostJobDefaults()))
       .addService(artifactsV1.ArtifactServiceService, {})
       .addService(memoryV1.MemoryServiceService, {})
       .addService(eventsV1.EventServiceService, {})

@@ -21,9 +21,6 @@ export const aurorad: DaemonDefinition<typeof peerDaemonConfigSchema> = {
       description: "aetherd's expected SPIFFE ID",
     },
   ],
-  policyRules: ({ tls: { trustDomain: td } }) => [
-    { id: 'admin-all', principals: [`spiffe://${td}/admin`], actions: ['*'] },
-  ],
   register: (server, { config, log }) => {
     server.addService(intentsV1.IntentServiceService, {});
     const aetherd = new UpstreamWatch('aetherd', config.aetherd, log);

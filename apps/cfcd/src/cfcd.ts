@@ -21,10 +21,6 @@ export const cfcd: DaemonDefinition<typeof peerDaemonConfigSchema> = {
       description: "aetherd's expected SPIFFE ID",
     },
   ],
-  policyRules: ({ tls: { trustDomain: td } }) => [
-    { id: 'admin-all', principals: [`spiffe://${td}/admin`], actions: ['*'] },
-    { id: 'aurorad-models', principals: [`spiffe://${td}/aurorad`], actions: ['models.*'] },
-  ],
   register: (server, { config, log }) => {
     server.addService(modelsV1.ModelRuntimeServiceService, {});
     const aetherd = new UpstreamWatch('aetherd', config.aetherd, log);

@@ -83,7 +83,10 @@ export function defaultServerConfig(name: string, stateDir = '/var/lib/aether'):
     policyDir: '/etc/aether/policy',
     auditLog: `/var/log/aether/${name}.jsonl`,
     logLevel: 'info',
-    tokens: { publicKeyFile: '/run/aether/token-signing.pub', issuer: `spiffe://${DEFAULT_TRUST_DOMAIN}/aetherd` },
+    tokens: {
+      publicKeyFile: '/run/aether/token-signing.pub',
+      issuer: `spiffe://${DEFAULT_TRUST_DOMAIN}/aetherd`,
+    },
     shutdownGraceMs: 10_000,
     maxMessageBytes: 16 * 1024 * 1024,
   };

@@ -23,7 +23,10 @@ export function fileTokenVerifier(publicKeyFile: string, issuer: string, audienc
   return async (token, presenter) => {
     if (!verifier) {
       if (!existsSync(publicKeyFile)) {
-        throw new TokenError('TOKEN_INVALID_SIGNATURE', `token verification key ${publicKeyFile} is not available yet`);
+        throw new TokenError(
+          'TOKEN_INVALID_SIGNATURE',
+          `token verification key ${publicKeyFile} is not available yet`,
+        );
       }
       verifier = TokenVerifier.fromPublicKeyFile(publicKeyFile, issuer);
       verifier.catch(() => (verifier = undefined));
@@ -39,7 +42,9 @@ export function fileTokenVerifier(publicKeyFile: string, issuer: string, audienc
  */
 export class GovernedPolicy implements PolicyHook {
   constructor(
-    private readonly engine: { decide(query: PolicyQuery & { context: { token?: PolicyTokenClaims } }): Decision },
+    private readonly engine: {
+      decide(query: PolicyQuery & { context: { token?: PolicyTokenClaims } }): Decision;
+    },
     private verify: VerifyToken,
   ) {}
 

@@ -1,3 +1,8 @@
 export { runDaemon, type DaemonDefinition, type DaemonContext, type Registered, EXIT } from './run-daemon';
 export { UpstreamWatch } from './upstream';
-export { GovernedPolicy, fileTokenVerifier, type VerifyToken, type PolicyTokenClaims } from './governed-policy';
+export {
+  GovernedPolicy,
+  fileTokenVerifier,
+  type VerifyToken,
+  type PolicyTokenClaims,
+} from './governed-policy';

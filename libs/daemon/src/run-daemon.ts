@@ -3,8 +3,8 @@ import type { z } from 'zod';
 import { ConfigError, loadConfig, type ServerConfig } from '@aether/config';
 import { createLogger, type Logger } from '@aether/log';
 import { AuditLog } from '@aether/audit';
-import { StaticPolicy, type StaticPolicyRule } from '@aether/policy';
-import { AetherServer, type AuditHook } from '@aether/rpc';
+import { formatPolicyErrors, PolicyLoadError, PolicyStore, type ReloadResult } from '@aether/policy';
+import { AetherServer, UnavailableError, type AuditHook } from '@aether/rpc';
 import { fileTokenVerifier, GovernedPolicy } from './governed-policy';
 
 /** Exit codes, after sysexits(3), so systemd and scripts can tell a bad config from a crash. */
@@ -31,8 +31,6 @@ export interface DaemonDefinition<S extends z.ZodType<ServerConfig>> {
   envPrefix: string;
   /** Extra flags beyond the common ones: flag → dotted config path. */
   extraFlags?: { flag: string; path: string; description: string }[];
-  /** Interim deny-by-default rules until Cedar policy files take over. */
-  policyRules: (config: z.infer<S>) => StaticPolicyRule[];
   register: (server: AetherServer, ctx: DaemonContext<z.infer<S>>) => Promise<Registered>;
 }
 
@@ -130,32 +128,73 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
 
   const log = createLogger({ service: def.name, level: config.logLevel });
   try {
-    const audit = new AuditLog({ path: config.auditLog, daemon: def.name });
+    const audit = await AuditLog.open({ path: config.auditLog, daemon: def.name });
     const auditHook: AuditHook = {
-      record: (rec, { durable }) => {
+      record: async (rec, { durable }) => {
+        await audit.append(rec, { durable });
+      },
+      ensureWritable: () => {
         try {
-          audit.append({ ...rec }, durable);
-          return Promise.resolve();
+          audit.ensureWritable();
         } catch (err) {
-          return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+          throw new UnavailableError((err as Error).message, 'AUDIT_UNAVAILABLE');
         }
       },
     };
+    const store = new PolicyStore(config.policyDir);
+    try {
+      const engine = store.load();
+      log.info(
+        { policyDir: config.policyDir, policySetHash: engine.hash, policies: engine.policyIds.length },
+        'policy loaded',
+      );
+    } catch (err) {
+      if (err instanceof PolicyLoadError)
+        throw new Error(`policy in ${config.policyDir} is invalid:\n${formatPolicyErrors(err.errors)}`);
+      throw err;
+    }
+    const report = (trigger: string, r: ReloadResult): void => {
+      if (r.applied && !r.changed) return;
+      if (r.applied) {
+        if (r.changed)
+          log.info({ trigger, policySetHash: r.hash, previous: r.previousHash }, 'policy reloaded');
+      } else {
+        log.error(
+          { trigger, errors: r.errors, inForce: r.hash },
+          `policy reload rejected; the previous policy stays in force:\n${formatPolicyErrors(r.errors)}`,
+        );
+      }
+      audit
+        .append(
+          {
+            actor: `spiffe://${config.tls.trustDomain}/${def.name}`,
+            action: 'policy.reload',
+            outcome: r.applied ? 'OK' : 'FAILED_PRECONDITION',
+            ...(r.applied ? {} : { error: formatPolicyErrors(r.errors) }),
+          },
+          { durable: true },
+        )
+        .catch((err: unknown) => log.error({ err }, 'audit record of policy reload failed'));
+    };
+    const stopWatching = store.watch((r) => report('file change', r));
     const policy = new GovernedPolicy(
-      new StaticPolicy(def.policyRules(config)),
+      store,
       fileTokenVerifier(config.tokens.publicKeyFile, config.tokens.issuer, def.name),
     );
     const server = new AetherServer({ name: def.name, config, log, policy, audit: auditHook });
     const registered = await def.register(server, { config, log, policy });
     await server.start();
-    process.on('SIGHUP', () => log.info('SIGHUP received; nothing to reload yet'));
+    process.on('SIGHUP', () => report('SIGHUP', store.reload()));
     server.stopOnSignals(() => {
       (registered.close ?? (() => Promise.resolve()))()
         .catch((err: unknown) => log.error({ err }, 'error while closing'))
-        .finally(() => {
-          audit.close();
-          process.exit(EXIT.OK);
-        });
+        .then(() => {
+          stopWatching();
+          store.close();
+          return audit.close();
+        })
+        .catch((err: unknown) => log.error({ err }, 'error while closing the audit log'))
+        .finally(() => process.exit(EXIT.OK));
     });
   } catch (err) {
     log.fatal(

@@ -50,7 +50,9 @@ describe('capability tokens', () => {
 
   it('refuses an expired token', async () => {
     const { token } = await signer.mint({ ...input, ttlSeconds: 1 }, new Date(Date.now() - 10_000));
-    expect(await reasonOf(verifier.verify(token, { audience: 'aetherd', presenter: AURORAD }))).toBe('TOKEN_EXPIRED');
+    expect(await reasonOf(verifier.verify(token, { audience: 'aetherd', presenter: AURORAD }))).toBe(
+      'TOKEN_EXPIRED',
+    );
   });
 
   it('refuses a tampered token', async () => {
@@ -74,9 +76,13 @@ describe('capability tokens', () => {
 
   it('refuses a token meant for another daemon or presented by someone else', async () => {
     const { token } = await signer.mint(input);
-    expect(await reasonOf(verifier.verify(token, { audience: 'cfcd', presenter: AURORAD }))).toBe('TOKEN_WRONG_AUDIENCE');
+    expect(await reasonOf(verifier.verify(token, { audience: 'cfcd', presenter: AURORAD }))).toBe(
+      'TOKEN_WRONG_AUDIENCE',
+    );
     expect(
-      await reasonOf(verifier.verify(token, { audience: 'aetherd', presenter: 'spiffe://aether.local/cfcd' })),
+      await reasonOf(
+        verifier.verify(token, { audience: 'aetherd', presenter: 'spiffe://aether.local/cfcd' }),
+      ),
     ).toBe('TOKEN_SUBJECT_MISMATCH');
   });
 
@@ -93,14 +99,18 @@ describe('capability tokens', () => {
     const { token, claims } = await signer.mint(input);
     registry.recordMinted(claims, 'spiffe://aether.local/admin');
     const isRevoked = (id: string): boolean => registry.isRevoked(id);
-    expect(await reasonOf(verifier.verify(token, { audience: 'aetherd', presenter: AURORAD, isRevoked }))).toBe(
-      'accepted',
-    );
+    expect(
+      await reasonOf(verifier.verify(token, { audience: 'aetherd', presenter: AURORAD, isRevoked })),
+    ).toBe('accepted');
     registry.revoke(claims.id, 'plan cancelled', 'spiffe://aether.local/admin');
     const reopened = TokenRegistry.open(path);
     expect(
       await reasonOf(
-        verifier.verify(token, { audience: 'aetherd', presenter: AURORAD, isRevoked: (id) => reopened.isRevoked(id) }),
+        verifier.verify(token, {
+          audience: 'aetherd',
+          presenter: AURORAD,
+          isRevoked: (id) => reopened.isRevoked(id),
+        }),
       ),
     ).toBe('TOKEN_REVOKED');
     expect(reopened.get(claims.id)?.revoked?.reason).toBe('plan cancelled');

@@ -1,7 +1,7 @@
 import { randomUUID, generateKeyPairSync, createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { errors as joseErrors, importPKCS8, importSPKI, jwtVerify, SignJWT } from 'jose';
+import { errors as joseErrors, importPKCS8, importSPKI, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 
 /** Limits a token places on jobs, on top of what the caller's identity may already do. */
 export interface TokenConstraints {
@@ -96,7 +96,7 @@ export class TokenSigner {
       renameSync(tmp, path);
     }
     const pem = readFileSync(path, 'utf8');
-    const key = (await importPKCS8(pem, ALG)) as KeyObject;
+    const key = await importPKCS8<KeyObject>(pem, ALG);
     const publicKeyPem = createPublicKey(key).export({ type: 'spki', format: 'pem' }).toString();
     return new TokenSigner(key, issuer, publicKeyPem);
   }
@@ -158,7 +158,7 @@ export class TokenVerifier {
   ) {}
 
   static async fromPublicKeyPem(pem: string, issuer: string): Promise<TokenVerifier> {
-    return new TokenVerifier((await importSPKI(pem, ALG)) as KeyObject, issuer);
+    return new TokenVerifier(await importSPKI<KeyObject>(pem, ALG), issuer);
   }
 
   static async fromPublicKeyFile(path: string, issuer: string): Promise<TokenVerifier> {
@@ -173,7 +173,7 @@ export class TokenVerifier {
     token: string,
     opts: { audience: string; presenter: string; isRevoked?: (id: string) => boolean; now?: Date },
   ): Promise<CapabilityClaims> {
-    let payload;
+    let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.key, {
         algorithms: [ALG],
@@ -185,7 +185,14 @@ export class TokenVerifier {
       throw mapJoseError(err, opts.audience);
     }
     const body = payload[CLAIMS_KEY] as Partial<AetherClaimSet> | undefined;
-    if (!payload.jti || !payload.sub || !payload.exp || !payload.iat || !body || !Array.isArray(body.actions)) {
+    if (
+      !payload.jti ||
+      !payload.sub ||
+      !payload.exp ||
+      !payload.iat ||
+      !body ||
+      !Array.isArray(body.actions)
+    ) {
       throw new TokenError('TOKEN_MALFORMED', 'capability token lacks required claims');
     }
     if (payload.sub !== opts.presenter) {
@@ -214,7 +221,8 @@ export class TokenVerifier {
 }
 
 function mapJoseError(err: unknown, audience: string): TokenError {
-  if (err instanceof joseErrors.JWTExpired) return new TokenError('TOKEN_EXPIRED', 'capability token has expired');
+  if (err instanceof joseErrors.JWTExpired)
+    return new TokenError('TOKEN_EXPIRED', 'capability token has expired');
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
     return new TokenError('TOKEN_INVALID_SIGNATURE', 'capability token signature does not verify');
   }
@@ -222,7 +230,8 @@ function mapJoseError(err: unknown, audience: string): TokenError {
     if (err.claim === 'aud') {
       return new TokenError('TOKEN_WRONG_AUDIENCE', `capability token is not meant for ${audience}`);
     }
-    if (err.claim === 'iss') return new TokenError('TOKEN_WRONG_ISSUER', 'capability token has the wrong issuer');
+    if (err.claim === 'iss')
+      return new TokenError('TOKEN_WRONG_ISSUER', 'capability token has the wrong issuer');
     if (err.claim === 'nbf' || err.claim === 'iat') {
       return new TokenError('TOKEN_NOT_YET_VALID', 'capability token is not valid yet');
     }

@@ -1,4 +1,12 @@
-import { appendFileSync, closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  fdatasyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import type { CapabilityClaims } from './capability-token';
 
@@ -10,7 +18,10 @@ export interface TokenEntry extends CapabilityClaims {
 }
 
 type Line =
-  | { kind: 'minted'; entry: Omit<TokenEntry, 'issuedAt' | 'expiresAt'> & { issuedAt: string; expiresAt: string } }
+  | {
+      kind: 'minted';
+      entry: Omit<TokenEntry, 'issuedAt' | 'expiresAt'> & { issuedAt: string; expiresAt: string };
+    }
   | { kind: 'revoked'; id: string; at: string; reason: string; by: string };
 
 /**
@@ -64,7 +75,12 @@ export class TokenRegistry {
   recordMinted(claims: CapabilityClaims, actor: string): TokenEntry {
     this.write({
       kind: 'minted',
-      entry: { ...claims, actor, issuedAt: claims.issuedAt.toISOString(), expiresAt: claims.expiresAt.toISOString() },
+      entry: {
+        ...claims,
+        actor,
+        issuedAt: claims.issuedAt.toISOString(),
+        expiresAt: claims.expiresAt.toISOString(),
+      },
     });
     return this.entries.get(claims.id)!;
   }
@@ -86,7 +102,10 @@ export class TokenRegistry {
   }
 
   /** Newest first. Inactive (expired or revoked) tokens only when asked. */
-  list(filter: { subject?: string; intentId?: string; includeInactive?: boolean } = {}, now = new Date()): TokenEntry[] {
+  list(
+    filter: { subject?: string; intentId?: string; includeInactive?: boolean } = {},
+    now = new Date(),
+  ): TokenEntry[] {
     return [...this.entries.values()]
       .filter(
         (e) =>

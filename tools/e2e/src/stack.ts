@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -85,6 +85,9 @@ export class Stack {
   configPath(d: Daemon): string {
     return join(this.dir, `${d}.yaml`);
   }
+  get policyDir(): string {
+    return join(this.dir, 'policy');
+  }
   auditPath(d: Daemon): string {
     return join(this.dir, 'audit', `${d}.jsonl`);
   }
@@ -99,11 +102,23 @@ export class Stack {
       socket: { path: this.socket(d), mode: '0660', group: this.options.socketGroup ?? '' },
       tls: { mode: 'mtls', ...tls(d) },
       stateDir: join(this.dir, 'state', d),
-      policyDir: join(this.dir, 'policy'),
+      policyDir: this.policyDir,
+      tokens: {
+        publicKeyFile: join(this.dir, 'run', 'token-signing.pub'),
+        issuer: 'spiffe://aether.local/aetherd',
+      },
       auditLog: this.auditPath(d),
       shutdownGraceMs: 2_000,
     };
     if (d !== 'aetherd') cfg['aetherd'] = { socket: this.socket('aetherd'), ...tls(d) };
+    else
+      (cfg['tokens'] as Record<string, string>)['signingKeyFile'] = join(
+        this.dir,
+        'state',
+        d,
+        'tokens',
+        'signing.key',
+      );
     return cfg;
   }
 
@@ -111,6 +126,7 @@ export class Stack {
     this.pki = await initDevPki(join(this.dir, 'pki'), {
       names: ['aetherd', 'aurorad', 'cfcd', 'admin', ...(this.options.extraIdentities ?? [])],
     });
+    cpSync(join(repoRoot, 'deploy', 'policy'), this.policyDir, { recursive: true });
     for (const d of DAEMON_NAMES) writeFileSync(this.configPath(d), stringify(this.config(d)));
     const endpoint = (d: Daemon): Record<string, string> => ({
       socket: this.socket(d),

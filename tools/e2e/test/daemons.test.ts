@@ -68,14 +68,15 @@ describe('the three daemons over mTLS Unix sockets', () => {
     expect(err.code).toBe(status.PERMISSION_DENIED);
     expect(err.reason).toBe('POLICY_DENIED');
     expect(err.metadata['policy']).toBe('default-deny');
-    const rec = auditLines(stack.auditPath('aetherd')).find((r) => r['requestId'] === 'req-deny-1');
+    const rec = auditLines(stack.auditPath('aetherd')).find((r) => r['request_id'] === 'req-deny-1');
     expect(rec).toMatchObject({
       action: 'jobs.GetJob',
       actor: 'spiffe://aether.local/stranger',
-      intentId: 'intent-7',
+      intent_id: 'intent-7',
       outcome: 'PERMISSION_DENIED',
-      decision: { effect: 'deny', policyIds: ['default-deny'] },
+      decision: { allowed: false, effect: 'deny', policy_ids: ['default-deny'] },
     });
+    expect((rec?.['decision'] as Record<string, unknown>)['policy_set_hash']).toMatch(/^[0-9a-f]{16,}$/);
   });
 
   it('echoes the request id in response metadata and writes one access-log line per call', async () => {

@@ -1,3 +1,4 @@
+import { groupOf } from '@aether/policy';
 import { governanceV1, msFromDuration, timestampFromDate } from '@aether/proto';
 import {
   InvalidArgumentError,
@@ -34,7 +35,7 @@ const CONSTRAINT_NAMES = Object.fromEntries(Object.entries(CONSTRAINTS).map(([k,
 
 /** Admins may mint and revoke for anyone; everyone else only for themselves. */
 export function isAdmin(p: Principal): boolean {
-  return p.name === 'admin' || p.name.startsWith('admins/');
+  return groupOf(p.name) === 'admins';
 }
 
 function parseConstraints(raw: Record<string, unknown> | undefined, v: Violations): TokenConstraints {
@@ -48,7 +49,8 @@ function parseConstraints(raw: Record<string, unknown> | undefined, v: Violation
       if (value === 'none' || value === 'host') out.network = value;
       else v.add(field, 'must be "none" or "host"');
     } else if (spec.kind === 'count') {
-      if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) (out as Record<string, unknown>)[spec.key] = value;
+      if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)
+        (out as Record<string, unknown>)[spec.key] = value;
       else v.add(field, 'must be a non-negative integer');
     } else if (typeof value === 'boolean') {
       (out as Record<string, unknown>)[spec.key] = value;
@@ -104,15 +106,24 @@ export function tokenServiceHandlers(
         v.check(t !== undefined, 'token', 'is required');
         v.check((t?.actions.length ?? 0) > 0, 'token.actions', 'must name at least one action');
         for (const [i, a] of (t?.actions ?? []).entries()) {
-          v.check(ACTION_PATTERN.test(a), `token.actions[${i}]`, `"${a}" is not an action such as jobs.SubmitJob`);
+          v.check(
+            ACTION_PATTERN.test(a),
+            `token.actions[${i}]`,
+            `"${a}" is not an action such as jobs.SubmitJob`,
+          );
         }
         for (const [i, a] of (t?.audience ?? []).entries()) {
           v.check(AUDIENCES.has(a), `token.audience[${i}]`, `must be one of ${[...AUDIENCES].join(', ')}`);
         }
-        if (t?.subject) v.check(t.subject.startsWith('spiffe://'), 'token.subject', 'must be a spiffe:// identity');
+        if (t?.subject)
+          v.check(t.subject.startsWith('spiffe://'), 'token.subject', 'must be a spiffe:// identity');
         if (req.ttl) {
           const s = msFromDuration(req.ttl) / 1000;
-          v.check(s >= 1 && s <= MAX_TOKEN_TTL_SECONDS, 'ttl', `must be between 1s and ${MAX_TOKEN_TTL_SECONDS}s`);
+          v.check(
+            s >= 1 && s <= MAX_TOKEN_TTL_SECONDS,
+            'ttl',
+            `must be between 1s and ${MAX_TOKEN_TTL_SECONDS}s`,
+          );
         }
         parseConstraints(t?.constraints, v);
         v.throwIfAny();
@@ -153,7 +164,11 @@ export function tokenServiceHandlers(
       validate: (req) => {
         new Violations()
           .check(req.pageSize >= 0 && req.pageSize <= 1000, 'page_size', 'must be between 0 and 1000')
-          .check(req.pageToken === '' || /^\d+$/.test(req.pageToken), 'page_token', 'is not a token this server issued')
+          .check(
+            req.pageToken === '' || /^\d+$/.test(req.pageToken),
+            'page_token',
+            'is not a token this server issued',
+          )
           .throwIfAny();
       },
       handle: (req, ctx) => {
@@ -177,7 +192,9 @@ export function tokenServiceHandlers(
       mutates: true,
       validate: (req) => {
         idFromName(req.name);
-        new Violations().check(req.reason.length <= 1024, 'reason', 'must be at most 1024 characters').throwIfAny();
+        new Violations()
+          .check(req.reason.length <= 1024, 'reason', 'must be at most 1024 characters')
+          .throwIfAny();
       },
       handle: (req, ctx) => {
         const id = idFromName(req.name);

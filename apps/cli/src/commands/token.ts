@@ -3,7 +3,8 @@ import { AetherClient, type RpcError } from '@aether/client';
 import { dateFromTimestamp, durationFromMs, governanceV1 } from '@aether/proto';
 import { table } from '../output';
 
-const client = (cmd: Command): AetherClient => AetherClient.fromConfig(cmd.optsWithGlobals<{ config: string }>().config);
+const client = (cmd: Command): AetherClient =>
+  AetherClient.fromConfig(cmd.optsWithGlobals<{ config: string }>().config);
 
 function parseDuration(text: string): number {
   const m = /^(\d+)(s|m|h)?$/.exec(text);
@@ -21,7 +22,11 @@ function parseConstraint(pair: string, acc: Record<string, unknown>): Record<str
 }
 
 function row(t: governanceV1.CapabilityToken): string[] {
-  const state = t.revoked ? 'revoked' : t.expireTime && dateFromTimestamp(t.expireTime) < new Date() ? 'expired' : 'active';
+  const state = t.revoked
+    ? 'revoked'
+    : t.expireTime && dateFromTimestamp(t.expireTime) < new Date()
+      ? 'expired'
+      : 'active';
   return [
     t.id,
     t.subject,
@@ -33,7 +38,9 @@ function row(t: governanceV1.CapabilityToken): string[] {
 }
 
 export function tokenCommand(): Command {
-  const token = new Command('token').description('capability tokens: short-lived, narrowing grants (seed §3.2)');
+  const token = new Command('token').description(
+    'capability tokens: short-lived, narrowing grants (seed §3.2)',
+  );
   token
     .command('mint')
     .description('mint a token; prints the token string on stdout (keep it secret)')
@@ -41,7 +48,12 @@ export function tokenCommand(): Command {
     .option('--subject <spiffe-id>', 'who may present it (default: you)')
     .option('--audience <daemon...>', 'daemons that accept it (default: aetherd)')
     .option('--intent <id>', 'the intent it is scoped to')
-    .option('--constraint <key=value>', 'e.g. network=none, max_cpu_millicores=2000 (repeatable)', parseConstraint, {})
+    .option(
+      '--constraint <key=value>',
+      'e.g. network=none, max_cpu_millicores=2000 (repeatable)',
+      parseConstraint,
+      {},
+    )
     .option('--ttl <duration>', 'lifetime: 600, 90s, 10m, 1h (at most 1h)', '10m')
     .option('--json', 'print the token and its claims as JSON')
     .action(
@@ -59,20 +71,21 @@ export function tokenCommand(): Command {
       ) => {
         const c = client(cmd);
         try {
-          const res = await c.call<governanceV1.TokenServiceClient, 'mintToken', governanceV1.MintTokenRequest, governanceV1.MintTokenResponse>(
-            c.tokens,
+          const res = await c.call<
+            governanceV1.TokenServiceClient,
             'mintToken',
-            {
-              token: governanceV1.CapabilityToken.fromPartial({
-                subject: opts.subject ?? '',
-                audience: opts.audience ?? [],
-                intentId: opts.intent ?? '',
-                actions: opts.action,
-                constraints: opts.constraint,
-              }),
-              ttl: durationFromMs(parseDuration(opts.ttl)),
-            },
-          );
+            governanceV1.MintTokenRequest,
+            governanceV1.MintTokenResponse
+          >(c.tokens, 'mintToken', {
+            token: governanceV1.CapabilityToken.fromPartial({
+              subject: opts.subject ?? '',
+              audience: opts.audience ?? [],
+              intentId: opts.intent ?? '',
+              actions: opts.action,
+              constraints: opts.constraint,
+            }),
+            ttl: durationFromMs(parseDuration(opts.ttl)),
+          });
           if (opts.json) {
             process.stdout.write(
               `${JSON.stringify({ token: res.tokenString, claims: governanceV1.CapabilityToken.toJSON(res.token!) }, null, 2)}\n`,
@@ -95,15 +108,31 @@ export function tokenCommand(): Command {
     .action(async (opts: { all?: boolean; intent?: string; json?: boolean }, cmd: Command) => {
       const c = client(cmd);
       try {
-        const res = await c.call<governanceV1.TokenServiceClient, 'listTokens', governanceV1.ListTokensRequest, governanceV1.ListTokensResponse>(
+        const res = await c.call<
+          governanceV1.TokenServiceClient,
+          'listTokens',
+          governanceV1.ListTokensRequest,
+          governanceV1.ListTokensResponse
+        >(
           c.tokens,
           'listTokens',
-          governanceV1.ListTokensRequest.fromPartial({ includeInactive: opts.all ?? false, intentId: opts.intent ?? '' }),
+          governanceV1.ListTokensRequest.fromPartial({
+            includeInactive: opts.all ?? false,
+            intentId: opts.intent ?? '',
+          }),
         );
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify(res.tokens.map((t) => governanceV1.CapabilityToken.toJSON(t)), null, 2)}\n`);
+          process.stdout.write(
+            `${JSON.stringify(
+              res.tokens.map((t) => governanceV1.CapabilityToken.toJSON(t)),
+              null,
+              2,
+            )}\n`,
+          );
         } else {
-          process.stdout.write(table(['ID', 'SUBJECT', 'ACTIONS', 'INTENT', 'EXPIRES', 'STATE'], res.tokens.map(row)));
+          process.stdout.write(
+            table(['ID', 'SUBJECT', 'ACTIONS', 'INTENT', 'EXPIRES', 'STATE'], res.tokens.map(row)),
+          );
         }
       } finally {
         c.close();
@@ -117,11 +146,15 @@ export function tokenCommand(): Command {
     .action(async (id: string, opts: { reason: string }, cmd: Command) => {
       const c = client(cmd);
       try {
-        const res = await c.call<governanceV1.TokenServiceClient, 'revokeToken', governanceV1.RevokeTokenRequest, governanceV1.RevokeTokenResponse>(
-          c.tokens,
+        const res = await c.call<
+          governanceV1.TokenServiceClient,
           'revokeToken',
-          { name: id.startsWith('tokens/') ? id : `tokens/${id}`, reason: opts.reason },
-        );
+          governanceV1.RevokeTokenRequest,
+          governanceV1.RevokeTokenResponse
+        >(c.tokens, 'revokeToken', {
+          name: id.startsWith('tokens/') ? id : `tokens/${id}`,
+          reason: opts.reason,
+        });
         process.stdout.write(`revoked ${res.token?.name}\n`);
       } catch (err) {
         throw new Error((err as RpcError).message);
