@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { defaultClientConfigPath } from '@aether/config';
+import { auditCommand } from './commands/audit';
 import { healthCommand } from './commands/health';
+import { policyCommand } from './commands/policy';
 import { pkiCommand } from './commands/pki';
 import { tokenCommand } from './commands/token';
 
@@ -21,5 +23,7 @@ export function buildProgram(): Command {
   program.addCommand(healthCommand());
   program.addCommand(pkiCommand());
   program.addCommand(tokenCommand());
+  program.addCommand(policyCommand());
+  program.addCommand(auditCommand());
   return program;
 }
