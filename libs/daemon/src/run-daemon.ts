@@ -130,8 +130,13 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
   try {
     const audit = await AuditLog.open({ path: config.auditLog, daemon: def.name });
     const auditHook: AuditHook = {
+      // Durable records (state changes, denials) are on disk before the response leaves; the others are
+      // written within the log's flush delay, and the response does not wait for them.
       record: async (rec, { durable }) => {
-        await audit.append(rec, { durable });
+        const appended = audit.append(rec, { durable });
+        if (durable) await appended;
+        else
+          appended.catch((err: unknown) => log.error({ err, requestId: rec.requestId }, 'audit record lost'));
       },
       ensureWritable: () => {
         try {

@@ -91,7 +91,7 @@ interface TransportResult {
 interface Target {
   name: string;
   value: number;
-  unit: '%' | 'ms';
+  unit: '%' | 'ms' | 'µs';
   target: string;
   pass: boolean;
 }
@@ -254,14 +254,14 @@ class ServerChild {
 
 /** The real client path: createClient (channel options, TLS, server-identity check) and unaryCall. */
 async function grpcClient(
-  transport: 'grpc-mtls' | 'grpc-plaintext',
+  transport: 'grpc-mtls-governed' | 'grpc-mtls' | 'grpc-plaintext',
   socketPath: string,
   tls: TlsFiles,
 ): Promise<Client> {
   const endpoint: ClientEndpointConfig = {
     socket: socketPath,
     serverId: 'spiffe://aether.local/aetherd',
-    mode: transport === 'grpc-mtls' ? 'mtls' : 'insecure-plaintext',
+    mode: transport === 'grpc-plaintext' ? 'insecure-plaintext' : 'mtls',
     ...tls,
   };
   const client = createClient(eventsV1.EventServiceClient, endpoint);
@@ -478,6 +478,27 @@ function targets(results: TransportResult[], params: Params): Target[] {
       });
     }
   }
+  if (byId.has('grpc-mtls-governed') && byId.has('grpc-mtls')) {
+    const p50 = (id: TransportId): number => byId.get(id)?.sequentialP50Ms ?? NaN;
+    const added = (p50('grpc-mtls-governed') - p50('grpc-mtls')) * 1000;
+    out.push({
+      name: 'added cost per RPC of Cedar policy + audit + access log (sequential p50)',
+      value: added,
+      unit: 'µs',
+      target: 'reported (no target)',
+      pass: true,
+    });
+    for (const callers of params.callers) {
+      const value = (100 * rate('grpc-mtls-governed', callers)) / rate('grpc-mtls', callers);
+      out.push({
+        name: `throughput governed / ungoverned gRPC mTLS, ${plural(callers)}`,
+        value,
+        unit: '%',
+        target: 'reported (no target)',
+        pass: true,
+      });
+    }
+  }
   if (byId.has('grpc-plaintext') && byId.has('http2-json')) {
     for (const callers of params.callers) {
       const value = (100 * rate('grpc-plaintext', callers)) / rate('http2-json', callers);
@@ -508,7 +529,9 @@ function targetLines(list: Target[]): string {
   return list
     .map(
       (t) =>
-        `- ${t.pass ? 'PASS' : 'MISS'} ${t.name}: ${t.unit === '%' ? pct(t.value) : `${ms(t.value)} ms`} (target ${t.target})`,
+        `- ${t.target.startsWith('reported') ? 'INFO' : t.pass ? 'PASS' : 'MISS'} ${t.name}: ${
+          t.unit === '%' ? pct(t.value) : t.unit === 'µs' ? `${Math.round(t.value)} µs` : `${ms(t.value)} ms`
+        }${t.target.startsWith('reported') ? '' : ` (target ${t.target})`}`,
     )
     .join('\n');
 }

@@ -1,10 +1,16 @@
 /** What the benchmark's parent (client) and its forked server child tell each other over the IPC channel. */
 
-export type TransportId = 'grpc-mtls' | 'grpc-plaintext' | 'http2-json';
+export type TransportId = 'grpc-mtls-governed' | 'grpc-mtls' | 'grpc-plaintext' | 'http2-json';
 
-export const TRANSPORTS: readonly TransportId[] = ['grpc-mtls', 'grpc-plaintext', 'http2-json'];
+export const TRANSPORTS: readonly TransportId[] = [
+  'grpc-mtls-governed',
+  'grpc-mtls',
+  'grpc-plaintext',
+  'http2-json',
+];
 
 export const TRANSPORT_LABELS: Readonly<Record<TransportId, string>> = {
+  'grpc-mtls-governed': 'gRPC mTLS + pipeline + Cedar policy + audit log + access log (as aetherd runs)',
   'grpc-mtls': 'gRPC mTLS + pipeline (AetherServer)',
   'grpc-plaintext': 'gRPC plaintext + pipeline (AetherServer)',
   'http2-json': 'bare node:http2 JSON',

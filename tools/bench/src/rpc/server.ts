@@ -7,6 +7,10 @@
  * numbers show the transport and pipeline rather than Cedar evaluation or audit-file writes.
  */
 import { createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
+import { dirname, join } from 'node:path';
+import pino from 'pino';
+import { AuditLog } from '@aether/audit';
+import { PolicyStore } from '@aether/policy';
 import { AetherServer, unary, type AuditHook, type PolicyHook } from '@aether/rpc';
 import { createLogger } from '@aether/log';
 import { eventsV1 } from '@aether/proto';
@@ -32,28 +36,56 @@ interface Running {
   stop(): Promise<void>;
 }
 
+/**
+ * What aetherd really runs per call: the shipped Cedar policy (deploy/policy), the hash-chained audit log
+ * (reads are buffered, not fsync'ed, as in the daemon) and the per-call access log line at level info.
+ */
+async function governedHooks(
+  dir: string,
+): Promise<{ policy: PolicyHook; audit: AuditHook; close(): Promise<void> }> {
+  const store = new PolicyStore(join(__dirname, '..', '..', '..', '..', 'deploy', 'policy'));
+  store.load();
+  const log = await AuditLog.open({ path: join(dir, 'audit.jsonl'), daemon: 'bench-server' });
+  return {
+    policy: store,
+    // As the daemon does: only durable records hold the response back.
+    audit: {
+      record: async (rec, { durable }) => {
+        const appended = log.append(rec, { durable });
+        if (durable) await appended;
+        else appended.catch(() => undefined);
+      },
+    },
+    close: () => log.close(),
+  };
+}
+
 async function startGrpc(
-  transport: 'grpc-mtls' | 'grpc-plaintext',
+  transport: 'grpc-mtls-governed' | 'grpc-mtls' | 'grpc-plaintext',
   socketPath: string,
   tls: TlsFiles,
 ): Promise<Running> {
   const config: Pick<ServerConfig, 'socket' | 'tls' | 'shutdownGraceMs' | 'maxMessageBytes'> = {
     socket: { path: socketPath, mode: '0600', group: '' },
     tls: {
-      mode: transport === 'grpc-mtls' ? 'mtls' : 'insecure-plaintext',
+      mode: transport === 'grpc-plaintext' ? 'insecure-plaintext' : 'mtls',
       trustDomain: 'aether.local',
       ...tls,
     },
     shutdownGraceMs: 1_000,
     maxMessageBytes: 16 * 1024 * 1024,
   };
+  const governed = transport === 'grpc-mtls-governed' ? await governedHooks(dirname(socketPath)) : undefined;
   const server = new AetherServer({
     name: 'bench-server',
     config,
-    // Logs go to stdout, which main.ts forwards to its stderr; `warn` keeps the per-call access log off.
-    log: createLogger({ service: 'bench-server', level: 'warn' }),
-    policy: allowAll,
-    audit: noAudit,
+    // `warn` keeps the per-call access log off for the transport rows; the governed row writes it (at
+    // info, to /dev/null) as the daemon does.
+    log: governed
+      ? createLogger({ service: 'bench-server', level: 'info', destination: pino.destination('/dev/null') })
+      : createLogger({ service: 'bench-server', level: 'warn' }),
+    policy: governed?.policy ?? allowAll,
+    audit: governed?.audit ?? noAudit,
   });
   server.addService(eventsV1.EventServiceService, {
     getEvent: unary<eventsV1.GetEventRequest, eventsV1.GetEventResponse>({
@@ -61,7 +93,7 @@ async function startGrpc(
     }),
   });
   await server.start();
-  return { stop: () => server.stop() };
+  return { stop: async () => (await server.stop(), await governed?.close()) };
 }
 
 /** A bare HTTP/2 JSON endpoint: POST {"name": …} to ECHO_PATH, get {"event": {"name": …}} back. */
