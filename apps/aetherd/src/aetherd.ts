@@ -3,6 +3,8 @@ import { aetherdConfigSchema, defaultAetherdConfig } from '@aether/config';
 import type { DaemonDefinition } from '@aether/daemon';
 import { artifactsV1, eventsV1, governanceV1, jobsV1, memoryV1, metricsV1 } from '@aether/proto';
 import { TokenRegistry, TokenSigner } from '@aether/tokens';
+import { auditServiceHandlers } from './governance/audit-service';
+import { policyServiceHandlers } from './governance/policy-service';
 import { tokenServiceHandlers } from './governance/token-service';
 import { hostJobDefaults } from './jobs/job-policy-resource';
 import { jobServiceHandlers } from './jobs/job-service';
@@ -19,7 +21,7 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
   schema: aetherdConfigSchema,
   defaults: defaultAetherdConfig,
   envPrefix: 'AETHERD',
-  register: async (server, { config, policy, log }) => {
+  register: async (server, { config, policy, policyStore, log }) => {
     const signer = await TokenSigner.fromKeyFile(config.tokens.signingKeyFile, config.tokens.issuer);
     signer.publishPublicKey(config.tokens.publicKeyFile);
     const registry = TokenRegistry.open(join(config.stateDir, 'tokens', 'registry.jsonl'));
@@ -34,12 +36,15 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
       .addService(memoryV1.MemoryServiceService, {})
       .addService(eventsV1.EventServiceService, {})
       .addService(metricsV1.MetricsServiceService, {})
-      .addService(governanceV1.PolicyServiceService, {})
+      .addService(
+        governanceV1.PolicyServiceService,
+        policyServiceHandlers(policyStore, config.tls.trustDomain),
+      )
       .addService(
         governanceV1.TokenServiceService,
         tokenServiceHandlers(signer, registry, config.tokens.defaultTtlSeconds),
       )
-      .addService(governanceV1.AuditServiceService, {});
+      .addService(governanceV1.AuditServiceService, auditServiceHandlers(config.auditLog));
     return {};
   },
 };

@@ -15,6 +15,8 @@ export interface DaemonContext<C> {
   log: Logger;
   /** The policy hook of this daemon's server; aetherd installs its in-process token verifier here. */
   policy: GovernedPolicy;
+  /** The policy files in force, for explaining and reloading. */
+  policyStore: PolicyStore;
 }
 
 /** What a daemon registered; `close` runs after the server has drained. */
@@ -187,7 +189,7 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
       fileTokenVerifier(config.tokens.publicKeyFile, config.tokens.issuer, def.name),
     );
     const server = new AetherServer({ name: def.name, config, log, policy, audit: auditHook });
-    const registered = await def.register(server, { config, log, policy });
+    const registered = await def.register(server, { config, log, policy, policyStore: store });
     await server.start();
     process.on('SIGHUP', () => report('SIGHUP', store.reload()));
     server.stopOnSignals(() => {

@@ -187,4 +187,64 @@ describe('governance: Cedar policy and capability tokens on real daemons', () =>
     expect((await getJob()).code).toBe(status.UNIMPLEMENTED);
     aliceClient.close();
   });
+
+  it('explains, lists and verifies through the governance API', async () => {
+    const check = await admin.call<
+      governanceV1.PolicyServiceClient,
+      'checkPolicy',
+      governanceV1.CheckPolicyRequest,
+      governanceV1.CheckPolicyResponse
+    >(
+      admin.policy,
+      'checkPolicy',
+      governanceV1.CheckPolicyRequest.fromPartial({
+        principal: 'aurorad',
+        action: 'jobs.SubmitJob',
+        resource: {
+          type: 'job',
+          attributes: {
+            network: 'host',
+            mounts: [],
+            devices: [],
+            cpuMillicores: 100,
+            memoryBytes: 1000,
+            pidsMax: 10,
+            timeoutSeconds: 60,
+            profile: '',
+          },
+        },
+      }),
+    );
+    expect(check.decision).toMatchObject({
+      effect: governanceV1.PolicyEffect.POLICY_EFFECT_ASK,
+      policyIds: ['aurorad-submit-job-host-network'],
+    });
+    const set = await admin.call<
+      governanceV1.PolicyServiceClient,
+      'getPolicySet',
+      governanceV1.GetPolicySetRequest,
+      governanceV1.GetPolicySetResponse
+    >(admin.policy, 'getPolicySet', {});
+    expect(set.policyCount).toBeGreaterThan(10);
+    const denied = await admin.call<
+      governanceV1.AuditServiceClient,
+      'listAuditRecords',
+      governanceV1.ListAuditRecordsRequest,
+      governanceV1.ListAuditRecordsResponse
+    >(
+      admin.audit,
+      'listAuditRecords',
+      governanceV1.ListAuditRecordsRequest.fromPartial({ filter: { deniedOnly: true }, pageSize: 500 }),
+    );
+    expect(denied.records.length).toBeGreaterThan(0);
+    expect(denied.records.every((r) => r.decision?.allowed === false)).toBe(true);
+    const verified = await admin.call<
+      governanceV1.AuditServiceClient,
+      'verifyAuditLog',
+      governanceV1.VerifyAuditLogRequest,
+      governanceV1.VerifyAuditLogResponse
+    >(admin.audit, 'verifyAuditLog', {});
+    expect(verified.valid).toBe(true);
+    expect(Number(verified.recordsChecked)).toBeGreaterThan(5);
+  });
 });
