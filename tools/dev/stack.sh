@@ -109,7 +109,15 @@ up() {
   node_modules/.bin/buf curl --unix-socket "$dev/run/aetherd.sock" --protocol grpc \
     --cacert "$dev/pki/ca.crt" --cert "$dev/pki/admin.crt" --key "$dev/pki/admin.key" --servername aetherd \
     -d '{}' https://aetherd/aether.jobs.v1.JobService/ListJobs 2>&1 | sed 's/^/  /' || true
-  echo "  audit record: $(tail -n1 "$dev/audit/aetherd.jsonl")"
+  echo
+  echo "==> policy (Cedar, deploy/policy): may aurorad run a job with host network?"
+  cli policy check --dir "$dev/policy" --principal aurorad --action jobs.SubmitJob --resource job \
+    --attr network='"host"' --attr cpuMillicores=500 --attr memoryBytes=1073741824 --attr pidsMax=100 \
+    --attr timeoutSeconds=60 --attr mounts='[]' --attr devices='[]' --attr profile='""' | sed 's/^/  /' || true
+  echo
+  echo "==> audit: every call above is in a hash-chained log"
+  cli audit tail "$dev/audit/aetherd.jsonl" | tail -n 3 | sed 's/^/  /'
+  cli audit verify "$dev/audit/aetherd.jsonl" | sed 's/^/  /'
   cat <<MSG
 
 The stack is running. Try:
