@@ -7,9 +7,11 @@ import {
   GENESIS_HASH,
   verifyAuditLog,
 } from '../src/index';
-import { entry, readRecords, tempDir } from './helpers';
+import { entry, readRecords, removeTempDirs, tempDir } from './helpers';
 
 describe('AuditLog', () => {
+  afterAll(removeTempDirs);
+
   it('numbers records from 1 and chains each one to the hash of the one before', async () => {
     const path = join(tempDir(), 'aetherd.jsonl');
     const log = await AuditLog.open({ path, daemon: 'aetherd' });

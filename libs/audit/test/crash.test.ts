@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { AuditLog, readAuditRecords, verifyAuditLog } from '../src/index';
-import { spawnTs, tempDir } from './helpers';
+import { removeTempDirs, spawnTs, tempDir } from './helpers';
 
 const WRITER = join(__dirname, 'fixtures', 'durable-writer.ts');
 
@@ -35,6 +35,8 @@ async function runAndKill(path: string, from: number, target: number): Promise<n
 }
 
 describe('kill -9 during load', () => {
+  afterAll(removeTempDirs);
+
   it('loses no acknowledged record, and the log verifies and resumes after every kill', async () => {
     const path = join(tempDir(), 'writer.jsonl');
     const allAcked: number[] = [];

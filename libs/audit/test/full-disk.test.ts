@@ -8,13 +8,14 @@ import {
   verifyAuditLog,
   type AuditRecord,
 } from '../src/index';
-import { entry, tempDir } from './helpers';
+import { entry, removeTempDirs, tempDir } from './helpers';
 
 describe('a full disk', () => {
   let mountDir: string | null = null;
 
   afterAll(() => {
     if (mountDir) execFileSync('umount', ['-l', mountDir]);
+    removeTempDirs();
   });
 
   it('fails appends closed with AuditUnavailableError, keeps a valid chain, and recovers when space frees up', async () => {

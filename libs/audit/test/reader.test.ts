@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { AuditLog, readAuditRecords, type AuditRecord, type ReadAuditOptions } from '../src/index';
-import { entry, tempDir } from './helpers';
+import { entry, removeTempDirs, tempDir } from './helpers';
 
 async function collect(path: string, options: ReadAuditOptions = {}): Promise<AuditRecord[]> {
   const out: AuditRecord[] = [];
@@ -9,6 +9,8 @@ async function collect(path: string, options: ReadAuditOptions = {}): Promise<Au
 }
 
 describe('readAuditRecords', () => {
+  afterAll(removeTempDirs);
+
   it('reads across rotated files and filters by intent, job, actor, action and denied decisions', async () => {
     const path = join(tempDir(), 'a.jsonl');
     const log = await AuditLog.open({ path, daemon: 'x', maxFileBytes: 3000 });

@@ -12,7 +12,7 @@ import {
   type Checkpoint,
 } from '../src/index';
 import { signCheckpoint, writeCheckpoint } from '../src/checkpoint';
-import { entry, tempDir } from './helpers';
+import { entry, removeTempDirs, tempDir } from './helpers';
 
 async function makeLog(n: number, maxFileBytes?: number): Promise<string> {
   const path = join(tempDir(), 'a.jsonl');
@@ -26,6 +26,8 @@ const lines = (p: string): string[] => readFileSync(p, 'utf8').split('\n').slice
 const writeLines = (p: string, ls: string[]): void => writeFileSync(p, ls.map((l) => l + '\n').join(''));
 
 describe('verifyAuditLog', () => {
+  afterAll(removeTempDirs);
+
   it('accepts an untouched log and reports its head', async () => {
     const path = await makeLog(20);
     const last = JSON.parse(lines(path)[19] as string) as AuditRecord;

@@ -130,7 +130,11 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
 
   const log = createLogger({ service: def.name, level: config.logLevel });
   try {
-    const audit = await AuditLog.open({ path: config.auditLog, daemon: def.name });
+    const audit = await AuditLog.open({
+      path: config.auditLog,
+      daemon: def.name,
+      onWarning: (message) => log.warn({ auditLog: config.auditLog }, message),
+    });
     const auditHook: AuditHook = {
       // Durable records (state changes, denials) are on disk before the response leaves; the others are
       // written within the log's flush delay, and the response does not wait for them.
