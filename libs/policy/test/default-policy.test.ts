@@ -168,12 +168,14 @@ describe('the shipped default policy (deploy/policy)', () => {
       'memory.DeleteEntry',
       'artifacts.DeleteArtifact',
       'events.Subscribe',
-      'governance.MintToken',
+      'governance.RevokeToken',
       'governance.CheckPolicy',
       'intents.SubmitIntent',
     ];
     for (const action of denied)
       expect([action, decide('aurorad', action).policyIds]).toEqual([action, ['default-deny']]);
+    // Approvals need tokens: aurorad mints its own (aetherd refuses other subjects for non-admins).
+    expect(decide('aurorad', 'governance.MintToken').policyIds).toEqual(['aurorad-mint-own-tokens']);
     const artifact = (type: string): { type: string; id: string; attributes: Record<string, unknown> } => ({
       type: 'artifact',
       id: '',
