@@ -30,6 +30,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
 import { AuditLog, verifyAuditLog, type AuditEntry } from '@aether/audit';
 import { median, summarize } from '../stats';
+import { machineBusyMicros } from '../machine';
 
 interface Params {
   rounds: number;
@@ -123,21 +124,6 @@ function entry(i: number): AuditEntry {
     tokenId: 'tok-7c1e',
     outcome: 'OK',
   };
-}
-
-/** Busy CPU time of the whole machine so far, in microseconds (from /proc/stat; NaN elsewhere). */
-function machineBusyMicros(): number {
-  try {
-    const fields = (readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '')
-      .trim()
-      .split(/\s+/)
-      .slice(1)
-      .map(Number);
-    const busy = fields.slice(0, 8).reduce((sum, v, i) => (i === 3 || i === 4 ? sum : sum + v), 0);
-    return busy * 10_000;
-  } catch {
-    return NaN;
-  }
 }
 
 /** Measures `fn`, returning its result with elapsed ms and the CPU other processes used meanwhile. */

@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { PolicyEngine, type PolicyQuery, type PolicyResource } from '@aether/policy';
 import { median, summarize, type LatencySummary } from '../stats';
+import { machineBusyMicros } from '../machine';
 
 interface Params {
   rounds: number;
@@ -440,22 +441,6 @@ function readSchema(dir: string): string {
   const file = readdirSync(dir).find((f) => f.endsWith('.cedarschema'));
   if (!file) throw new Error(`no *.cedarschema in ${dir}`);
   return readFileSync(join(dir, file), 'utf8');
-}
-
-/** Busy CPU time of the whole machine so far, in microseconds (from /proc/stat; NaN elsewhere). */
-function machineBusyMicros(): number {
-  try {
-    const fields = (readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '')
-      .trim()
-      .split(/\s+/)
-      .slice(1)
-      .map(Number);
-    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait, in USER_HZ (1/100 s) ticks.
-    const busy = fields.slice(0, 8).reduce((sum, v, i) => (i === 3 || i === 4 ? sum : sum + v), 0);
-    return busy * 10_000;
-  } catch {
-    return NaN;
-  }
 }
 
 function machine(): { nproc: number; cpuModel: string; node: string; loadAverageAtStart: number[] } {
