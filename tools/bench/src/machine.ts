@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 
 /** Busy CPU time of the whole machine so far, in microseconds (from /proc/stat; NaN elsewhere). */
 export function machineBusyMicros(): number {
@@ -14,4 +15,30 @@ export function machineBusyMicros(): number {
   } catch {
     return NaN;
   }
+}
+
+/** The machine a benchmark ran on, as its report names it. */
+export interface MachineInfo {
+  nproc: number;
+  cpuModel: string;
+  node: string;
+  platform: string;
+  loadAverageAtStart: number[];
+}
+
+export function machineInfo(): MachineInfo {
+  let cpuModel = cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m?.[1]) cpuModel = m[1].trim();
+  } catch {
+    // Not Linux: keep os.cpus().
+  }
+  return {
+    nproc: availableParallelism(),
+    cpuModel,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
+  };
 }

@@ -24,13 +24,13 @@ import {
   writeSync,
 } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
 import { AuditLog, verifyAuditLog, type AuditEntry } from '@aether/audit';
 import { median, summarize } from '../stats';
-import { machineBusyMicros } from '../machine';
+import { machineBusyMicros, machineInfo } from '../machine';
 
 interface Params {
   rounds: number;
@@ -272,21 +272,7 @@ const pct = (n: number): string => `${Math.round(n)} %`;
 
 async function main(): Promise<void> {
   const p = parseParams();
-  let cpuModel = cpus()[0]?.model ?? 'unknown';
-  try {
-    const mm = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (mm?.[1]) cpuModel = mm[1].trim();
-  } catch {
-    // keep os.cpus()
-  }
-  const machine = {
-    nproc: availableParallelism(),
-    cpuModel,
-    node: process.version,
-    fileSystem: fileSystemOf(p.dir),
-    loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
-    date: new Date().toISOString(),
-  };
+  const machine = { ...machineInfo(), fileSystem: fileSystemOf(p.dir), date: new Date().toISOString() };
   process.stderr.write(`bench audit: ${JSON.stringify(machine)}\n`);
 
   const modes: { mode: ModeId; appenders: number; durable: boolean }[] = [

@@ -21,13 +21,13 @@
  * libs/policy/src/cedar.ts): with it, Node 20 aborts in a deoptimization about every other run.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { PolicyEngine, type PolicyQuery, type PolicyResource } from '@aether/policy';
 import { median, summarize, type LatencySummary } from '../stats';
-import { machineBusyMicros } from '../machine';
+import { machineBusyMicros, machineInfo } from '../machine';
 
 interface Params {
   rounds: number;
@@ -67,7 +67,7 @@ const GiB = 1024 ** 3;
 function main(): void {
   const { params, jsonFile } = parseParams();
   const startedAt = new Date();
-  const m = machine();
+  const m = machineInfo();
   process.stderr.write(
     `policy bench: ${m.nproc} CPUs (${m.cpuModel}), Node ${m.node}, load average ${m.loadAverageAtStart.join(' ')}\n`,
   );
@@ -441,22 +441,6 @@ function readSchema(dir: string): string {
   const file = readdirSync(dir).find((f) => f.endsWith('.cedarschema'));
   if (!file) throw new Error(`no *.cedarschema in ${dir}`);
   return readFileSync(join(dir, file), 'utf8');
-}
-
-function machine(): { nproc: number; cpuModel: string; node: string; loadAverageAtStart: number[] } {
-  let cpuModel = cpus()[0]?.model ?? 'unknown';
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m?.[1]) cpuModel = m[1].trim();
-  } catch {
-    // Not Linux: keep os.cpus().
-  }
-  return {
-    nproc: availableParallelism(),
-    cpuModel,
-    node: process.version,
-    loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
-  };
 }
 
 function parseParams(): { params: Params; jsonFile: string | undefined } {

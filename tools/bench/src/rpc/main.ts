@@ -11,11 +11,10 @@
  * also writes every round's results.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect } from 'node:net';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -34,7 +33,7 @@ import {
   type TlsFiles,
   type TransportId,
 } from './protocol';
-import { machineBusyMicros } from '../machine';
+import { machineBusyMicros, machineInfo } from '../machine';
 
 interface Params {
   rounds: number;
@@ -97,14 +96,6 @@ interface Target {
   pass: boolean;
 }
 
-interface Machine {
-  nproc: number;
-  cpuModel: string;
-  node: string;
-  platform: string;
-  loadAverageAtStart: number[];
-}
-
 type Call = () => Promise<void>;
 
 interface Client {
@@ -155,23 +146,6 @@ function parseParams(): { params: Params; jsonFile: string | undefined } {
       transports: TRANSPORTS.filter((t) => transports.includes(t)),
     },
     jsonFile: values.json,
-  };
-}
-
-function machine(): Machine {
-  let cpuModel = cpus()[0]?.model ?? 'unknown';
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m?.[1]) cpuModel = m[1].trim();
-  } catch {
-    // Not Linux: keep os.cpus().
-  }
-  return {
-    nproc: availableParallelism(),
-    cpuModel,
-    node: process.version,
-    platform: `${process.platform}-${process.arch}`,
-    loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
   };
 }
 
@@ -523,7 +497,7 @@ function targetLines(list: Target[]): string {
 
 async function main(): Promise<void> {
   const { params, jsonFile } = parseParams();
-  const info = machine();
+  const info = machineInfo();
   const command = ['node', 'tools/bench/dist/rpc/main.js', ...process.argv.slice(2)].join(' ');
   const started = new Date();
   const dir = await mkdtemp(join(tmpdir(), 'aether-bench-rpc-'));
