@@ -10,7 +10,22 @@ import {
   metricsV1,
   modelsV1,
 } from '@aether/proto';
+import type { CallOptions, ClientUnaryCall, Metadata, ServiceError } from '@grpc/grpc-js';
 import { createClient, RpcError, unaryCall, type CallOpts } from '@aether/rpc';
+
+/** The callback form every generated unary method has (the last of its overloads). */
+type UnaryFn<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+type RequestOf<F> = F extends UnaryFn<infer Req, unknown> ? Req : never;
+type ResponseOf<F> = F extends UnaryFn<never, infer Res> ? Res : never;
+/** The names of a generated client's unary methods, so `call` infers request and response types. */
+type UnaryMethodName<C> = {
+  [K in keyof C & string]: C[K] extends UnaryFn<never, unknown> ? K : never;
+}[keyof C & string];
 
 export const DAEMONS = ['aetherd', 'aurorad', 'cfcd'] as const;
 export type DaemonName = (typeof DAEMONS)[number];
@@ -85,13 +100,13 @@ export class AetherClient {
   }
 
   /** Calls a unary method by name on one of the clients above; failures reject with an RpcError. */
-  call<C, K extends keyof C & string, Req, Res>(
+  call<C, K extends UnaryMethodName<C>>(
     client: C,
     method: K,
-    request: Req,
+    request: RequestOf<C[K]>,
     opts?: CallOpts,
-  ): Promise<Res> {
-    const fn = (client[method] as unknown as (...a: unknown[]) => unknown).bind(client);
+  ): Promise<ResponseOf<C[K]>> {
+    const fn = (client[method] as (...a: unknown[]) => ClientUnaryCall).bind(client);
     return unaryCall(fn as never, request, opts);
   }
 

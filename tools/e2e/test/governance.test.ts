@@ -50,12 +50,7 @@ describe('governance: Cedar policy and capability tokens on real daemons', () =>
   });
 
   const mint = async (token: Partial<governanceV1.CapabilityToken>, ttlMs = 600_000): Promise<string> => {
-    const res = await admin.call<
-      governanceV1.TokenServiceClient,
-      'mintToken',
-      governanceV1.MintTokenRequest,
-      governanceV1.MintTokenResponse
-    >(admin.tokens, 'mintToken', {
+    const res = await admin.call(admin.tokens, 'mintToken', {
       token: governanceV1.CapabilityToken.fromPartial({ subject: AURORAD, ...token }),
       ttl: durationFromMs(ttlMs),
     });
@@ -114,12 +109,7 @@ describe('governance: Cedar policy and capability tokens on real daemons', () =>
       code: status.UNAUTHENTICATED,
       reason: 'TOKEN_EXPIRED',
     });
-    const res = await admin.call<
-      governanceV1.TokenServiceClient,
-      'mintToken',
-      governanceV1.MintTokenRequest,
-      governanceV1.MintTokenResponse
-    >(admin.tokens, 'mintToken', {
+    const res = await admin.call(admin.tokens, 'mintToken', {
       token: governanceV1.CapabilityToken.fromPartial({ subject: AURORAD, actions: ['jobs.SubmitJob'] }),
     });
     await admin.call(admin.tokens, 'revokeToken', { name: res.token!.name, reason: 'test' });
@@ -189,12 +179,7 @@ describe('governance: Cedar policy and capability tokens on real daemons', () =>
   });
 
   it('explains, lists and verifies through the governance API', async () => {
-    const check = await admin.call<
-      governanceV1.PolicyServiceClient,
-      'checkPolicy',
-      governanceV1.CheckPolicyRequest,
-      governanceV1.CheckPolicyResponse
-    >(
+    const check = await admin.call(
       admin.policy,
       'checkPolicy',
       governanceV1.CheckPolicyRequest.fromPartial({
@@ -219,31 +204,16 @@ describe('governance: Cedar policy and capability tokens on real daemons', () =>
       effect: governanceV1.PolicyEffect.POLICY_EFFECT_ASK,
       policyIds: ['aurorad-submit-job-host-network'],
     });
-    const set = await admin.call<
-      governanceV1.PolicyServiceClient,
-      'getPolicySet',
-      governanceV1.GetPolicySetRequest,
-      governanceV1.GetPolicySetResponse
-    >(admin.policy, 'getPolicySet', {});
+    const set = await admin.call(admin.policy, 'getPolicySet', {});
     expect(set.policyCount).toBeGreaterThan(10);
-    const denied = await admin.call<
-      governanceV1.AuditServiceClient,
-      'listAuditRecords',
-      governanceV1.ListAuditRecordsRequest,
-      governanceV1.ListAuditRecordsResponse
-    >(
+    const denied = await admin.call(
       admin.audit,
       'listAuditRecords',
       governanceV1.ListAuditRecordsRequest.fromPartial({ filter: { deniedOnly: true }, pageSize: 500 }),
     );
     expect(denied.records.length).toBeGreaterThan(0);
     expect(denied.records.every((r) => r.decision?.allowed === false)).toBe(true);
-    const verified = await admin.call<
-      governanceV1.AuditServiceClient,
-      'verifyAuditLog',
-      governanceV1.VerifyAuditLogRequest,
-      governanceV1.VerifyAuditLogResponse
-    >(admin.audit, 'verifyAuditLog', {});
+    const verified = await admin.call(admin.audit, 'verifyAuditLog', {});
     expect(verified.valid).toBe(true);
     expect(Number(verified.recordsChecked)).toBeGreaterThan(5);
   });

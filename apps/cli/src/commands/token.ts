@@ -71,12 +71,7 @@ export function tokenCommand(): Command {
       ) => {
         const c = client(cmd);
         try {
-          const res = await c.call<
-            governanceV1.TokenServiceClient,
-            'mintToken',
-            governanceV1.MintTokenRequest,
-            governanceV1.MintTokenResponse
-          >(c.tokens, 'mintToken', {
+          const res = await c.call(c.tokens, 'mintToken', {
             token: governanceV1.CapabilityToken.fromPartial({
               subject: opts.subject ?? '',
               audience: opts.audience ?? [],
@@ -108,12 +103,7 @@ export function tokenCommand(): Command {
     .action(async (opts: { all?: boolean; intent?: string; json?: boolean }, cmd: Command) => {
       const c = client(cmd);
       try {
-        const res = await c.call<
-          governanceV1.TokenServiceClient,
-          'listTokens',
-          governanceV1.ListTokensRequest,
-          governanceV1.ListTokensResponse
-        >(
+        const res = await c.call(
           c.tokens,
           'listTokens',
           governanceV1.ListTokensRequest.fromPartial({
@@ -146,12 +136,7 @@ export function tokenCommand(): Command {
     .action(async (id: string, opts: { reason: string }, cmd: Command) => {
       const c = client(cmd);
       try {
-        const res = await c.call<
-          governanceV1.TokenServiceClient,
-          'revokeToken',
-          governanceV1.RevokeTokenRequest,
-          governanceV1.RevokeTokenResponse
-        >(c.tokens, 'revokeToken', {
+        const res = await c.call(c.tokens, 'revokeToken', {
           name: id.startsWith('tokens/') ? id : `tokens/${id}`,
           reason: opts.reason,
         });
