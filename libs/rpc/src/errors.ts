@@ -215,6 +215,21 @@ export class Violations {
     this.list.push({ field, description });
     return this;
   }
+  /**
+   * The AIP pagination fields every List shares: `page_size` within [0, max] (0 means the server's
+   * default) and a `page_token` that is empty or one this server issued (a position, as digits).
+   */
+  page(req: { pageSize: number; pageToken: string }, max = 1000): this {
+    return this.check(
+      req.pageSize >= 0 && req.pageSize <= max,
+      'page_size',
+      `must be between 0 and ${max}`,
+    ).check(
+      req.pageToken === '' || /^\d+$/.test(req.pageToken),
+      'page_token',
+      'is not a token this server issued',
+    );
+  }
   get all(): readonly FieldViolation[] {
     return this.list;
   }

@@ -61,15 +61,7 @@ function filterOf(f: governanceV1.AuditFilter | undefined): AuditFilter {
 export function auditServiceHandlers(path: string): ServiceHandlers<typeof governanceV1.AuditServiceService> {
   return {
     listAuditRecords: unary<governanceV1.ListAuditRecordsRequest, governanceV1.ListAuditRecordsResponse>({
-      validate: (req) =>
-        new Violations()
-          .check(req.pageSize >= 0 && req.pageSize <= 1000, 'page_size', 'must be between 0 and 1000')
-          .check(
-            req.pageToken === '' || /^\d+$/.test(req.pageToken),
-            'page_token',
-            'is not a token this server issued',
-          )
-          .throwIfAny(),
+      validate: (req) => new Violations().page(req).throwIfAny(),
       handle: async (req) => {
         const size = req.pageSize || 100;
         const from = req.pageToken ? Number(req.pageToken) : Number(req.startSequence) || 1;

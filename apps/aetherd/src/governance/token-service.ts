@@ -162,14 +162,7 @@ export function tokenServiceHandlers(
     }),
     listTokens: unary<governanceV1.ListTokensRequest, governanceV1.ListTokensResponse>({
       validate: (req) => {
-        new Violations()
-          .check(req.pageSize >= 0 && req.pageSize <= 1000, 'page_size', 'must be between 0 and 1000')
-          .check(
-            req.pageToken === '' || /^\d+$/.test(req.pageToken),
-            'page_token',
-            'is not a token this server issued',
-          )
-          .throwIfAny();
+        new Violations().page(req).throwIfAny();
       },
       handle: (req, ctx) => {
         const all = registry
