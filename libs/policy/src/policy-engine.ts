@@ -89,6 +89,8 @@ export class PolicyEngine {
   readonly schemaFile: string;
   /** Where the set came from: the directory, or the description given to {@link fromSources}. */
   readonly source: string;
+  /** When this set was loaded (a reload makes a new engine). */
+  readonly loadedAt = new Date();
 
   private readonly psetId: string;
   private readonly byId: Map<string, PolicyInfo>;

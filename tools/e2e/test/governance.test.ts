@@ -2,7 +2,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { issueClientCertificate } from '@aether/pki';
-import { durationFromMs, governanceV1, jobsV1 } from '@aether/proto';
+import { dateFromTimestamp, durationFromMs, governanceV1, jobsV1 } from '@aether/proto';
 import type { RpcError } from '@aether/rpc';
 import type { AetherClient } from '@aether/client';
 import { Stack } from '../src';
@@ -31,6 +31,7 @@ describe('governance: Cedar policy and capability tokens on real daemons', () =>
   let stack: Stack;
   let admin: AetherClient;
   let aurorad: AetherClient;
+  let goodPolicyWrittenAt = 0;
   const records = (): Record<string, unknown>[] =>
     readFileSync(stack.auditPath('aetherd'), 'utf8')
       .split('\n')
@@ -169,6 +170,7 @@ describe('governance: Cedar policy and capability tokens on real daemons', () =>
     expect((await getJob()).code).toBe(status.PERMISSION_DENIED);
 
     rmSync(join(stack.policyDir, 'broken.cedar'));
+    goodPolicyWrittenAt = Date.now();
     writeFileSync(
       join(stack.policyDir, 'local.cedar'),
       '@id("local-users-read-jobs")\npermit (principal in Aether::Group::"users", action == Aether::Action::"jobs.GetJob", resource);\n',
@@ -206,6 +208,9 @@ describe('governance: Cedar policy and capability tokens on real daemons', () =>
     });
     const set = await admin.call(admin.policy, 'getPolicySet', {});
     expect(set.policyCount).toBeGreaterThan(10);
+    // The set in force is the one reloaded in the previous test, and says when it was loaded.
+    expect(set.files.flatMap((f) => f.policyIds)).toContain('local-users-read-jobs');
+    expect(dateFromTimestamp(set.loadTime!).getTime()).toBeGreaterThanOrEqual(goodPolicyWrittenAt);
     const denied = await admin.call(
       admin.audit,
       'listAuditRecords',

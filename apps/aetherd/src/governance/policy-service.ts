@@ -13,14 +13,6 @@ export function policyServiceHandlers(
   store: PolicyStore,
   trustDomain: string,
 ): ServiceHandlers<typeof governanceV1.PolicyServiceService> {
-  let loadTime = new Date();
-  let loadedHash = store.hash;
-  const touch = (): void => {
-    if (store.hash !== loadedHash) {
-      loadedHash = store.hash;
-      loadTime = new Date();
-    }
-  };
   return {
     checkPolicy: unary<governanceV1.CheckPolicyRequest, governanceV1.CheckPolicyResponse>({
       validate: (req) =>
@@ -57,14 +49,13 @@ export function policyServiceHandlers(
     }),
     getPolicySet: unary<governanceV1.GetPolicySetRequest, governanceV1.GetPolicySetResponse>({
       handle: () => {
-        touch();
         const engine = store.current;
         const byFile = new Map<string, string[]>();
         for (const p of engine.policies) byFile.set(p.file, [...(byFile.get(p.file) ?? []), p.id]);
         return Promise.resolve({
           policySetHash: engine.hash,
           files: [...byFile].map(([path, ids]) => ({ path, digest: '', policyIds: ids })),
-          loadTime: timestampFromDate(loadTime),
+          loadTime: timestampFromDate(engine.loadedAt),
           policyCount: engine.policies.length,
         });
       },
@@ -73,7 +64,6 @@ export function policyServiceHandlers(
       mutates: true,
       handle: () => {
         const r = store.reload();
-        touch();
         if (r.applied) return Promise.resolve({ applied: true, policySetHash: r.hash, errors: [] });
         return Promise.resolve({
           applied: false,
