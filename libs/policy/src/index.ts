@@ -1,4 +1,3 @@
-export { StaticPolicy, type PolicyDecision, type StaticPolicyRule } from './static-policy';
 export {
   PolicyEngine,
   type Evaluation,

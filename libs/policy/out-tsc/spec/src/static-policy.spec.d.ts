@@ -1,2 +1,0 @@
-export {};
-//# sourceMappingURL=static-policy.spec.d.ts.map
