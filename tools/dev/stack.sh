@@ -38,6 +38,11 @@ tokens:
 YAML
     if [ "$d" = aetherd ]; then
       printf '  signingKeyFile: %s\n' "$dev/state/aetherd/tokens/signing.key" >> "$dev/etc/$d.yaml"
+      cat >> "$dev/etc/$d.yaml" <<YAML
+jobs:
+  runtimeRoot: $dev/run/runc
+  cgroupParent: /aether-dev
+YAML
     fi
     if [ "$d" != aetherd ]; then
       cat >> "$dev/etc/$d.yaml" <<YAML

@@ -6,8 +6,7 @@ import { TokenRegistry, TokenSigner } from '@aether/tokens';
 import { auditServiceHandlers } from './governance/audit-service';
 import { policyServiceHandlers } from './governance/policy-service';
 import { tokenServiceHandlers } from './governance/token-service';
-import { hostJobDefaults } from './jobs/job-policy-resource';
-import { jobServiceHandlers } from './jobs/job-service';
+import { startJobs } from './jobs/jobs';
 
 /**
  * aetherd, the substrate: jobs, artifacts, memory, events, metrics and governance (policy, tokens,
@@ -21,7 +20,7 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
   schema: aetherdConfigSchema,
   defaults: defaultAetherdConfig,
   envPrefix: 'AETHERD',
-  register: async (server, { config, policy, policyStore, log }) => {
+  register: async (server, { config, policy, policyStore, log, audit }) => {
     const signer = await TokenSigner.fromKeyFile(config.tokens.signingKeyFile, config.tokens.issuer);
     signer.publishPublicKey(config.tokens.publicKeyFile);
     const registry = TokenRegistry.open(join(config.stateDir, 'tokens', 'registry.jsonl'));
@@ -30,8 +29,9 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
       verifier.verify(token, { audience: 'aetherd', presenter, isRevoked: (id) => registry.isRevoked(id) }),
     );
     log.info({ publicKeyFile: config.tokens.publicKeyFile }, 'capability tokens: signing key ready');
+    const jobs = await startJobs(config, log, audit);
     server
-      .addService(jobsV1.JobServiceService, jobServiceHandlers(hostJobDefaults()))
+      .addService(jobsV1.JobServiceService, jobs.handlers)
       .addService(artifactsV1.ArtifactServiceService, {})
       .addService(memoryV1.MemoryServiceService, {})
       .addService(eventsV1.EventServiceService, {})
@@ -45,6 +45,6 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
         tokenServiceHandlers(signer, registry, config.tokens.defaultTtlSeconds),
       )
       .addService(governanceV1.AuditServiceService, auditServiceHandlers(config.auditLog));
-    return {};
+    return { close: () => Promise.resolve(jobs.close()) };
   },
 };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { defaultJobsConfig, jobsConfigSchema } from './jobs';
 import { defaultServerConfig, serverConfigSchema } from './schemas';
 
 /** aetherd also issues capability tokens: it holds the signing key and the registry of minted tokens. */
@@ -9,6 +10,8 @@ export const aetherdConfigSchema = serverConfigSchema.extend({
     /** Default lifetime of a minted token, seconds. */
     defaultTtlSeconds: z.number().int().min(1).max(3600),
   }),
+  /** The job runner (ARCHITECTURE §5). */
+  jobs: jobsConfigSchema,
 });
 export type AetherdConfig = z.infer<typeof aetherdConfigSchema>;
 
@@ -17,5 +20,6 @@ export function defaultAetherdConfig(): AetherdConfig {
   return {
     ...base,
     tokens: { ...base.tokens, signingKeyFile: '/var/lib/aether/tokens/signing.key', defaultTtlSeconds: 600 },
+    jobs: defaultJobsConfig(),
   };
 }

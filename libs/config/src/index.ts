@@ -12,3 +12,10 @@ export {
 export { loadClientConfig, defaultClientConfigPath, type ClientConfig } from './client-config';
 export { peerDaemonConfigSchema, defaultPeerDaemonConfig, type PeerDaemonConfig } from './peer';
 export { aetherdConfigSchema, defaultAetherdConfig, type AetherdConfig } from './aetherd';
+export {
+  jobsConfigSchema,
+  defaultJobsConfig,
+  sandboxProfileSchema,
+  type JobsConfig,
+  type SandboxProfileConfig,
+} from './jobs';

@@ -17,6 +17,8 @@ export interface DaemonContext<C> {
   policy: GovernedPolicy;
   /** The policy files in force, for explaining and reloading. */
   policyStore: PolicyStore;
+  /** This daemon's audit log, for records that are not RPCs (e.g. a job's state changes). */
+  audit: AuditLog;
 }
 
 /** What a daemon registered; `close` runs after the server has drained. */
@@ -193,7 +195,7 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
       fileTokenVerifier(config.tokens.publicKeyFile, config.tokens.issuer, def.name),
     );
     const server = new AetherServer({ name: def.name, config, log, policy, audit: auditHook });
-    const registered = await def.register(server, { config, log, policy, policyStore: store });
+    const registered = await def.register(server, { config, log, policy, policyStore: store, audit });
     await server.start();
     process.on('SIGHUP', () => report('SIGHUP', store.reload()));
     server.stopOnSignals(() => {

@@ -1,7 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { initDevPki, type DevPkiLayout } from '@aether/pki';
 import { AetherClient } from '@aether/client';
@@ -17,6 +17,8 @@ export interface StackOptions {
   extraIdentities?: string[];
   /** Group owning the sockets ('' keeps ours). */
   socketGroup?: string;
+  /** Overrides of aetherd's `jobs` configuration (e.g. maxConcurrent, mountAllowlist). */
+  jobs?: Record<string, unknown>;
 }
 
 /** A daemon running as a real process, with its JSON log lines collected. */
@@ -111,7 +113,7 @@ export class Stack {
       shutdownGraceMs: 2_000,
     };
     if (d !== 'aetherd') cfg['aetherd'] = { socket: this.socket('aetherd'), ...tls(d) };
-    else
+    else {
       (cfg['tokens'] as Record<string, string>)['signingKeyFile'] = join(
         this.dir,
         'state',
@@ -119,6 +121,14 @@ export class Stack {
         'tokens',
         'signing.key',
       );
+      // Each stack has its own runtime root and cgroup parent, so that one aetherd's reconciliation
+      // never touches another's jobs (the dev stack or a parallel test).
+      cfg['jobs'] = {
+        runtimeRoot: this.jobsRuntimeRoot,
+        cgroupParent: this.jobsCgroupParent,
+        ...this.options.jobs,
+      };
+    }
     return cfg;
   }
 
@@ -186,8 +196,53 @@ export class Stack {
     return p.exited;
   }
 
+  /** The runtime root and cgroup parent of this stack's jobs. */
+  get jobsRuntimeRoot(): string {
+    return join(this.dir, 'run', 'runc');
+  }
+  get jobsCgroupParent(): string {
+    return `/aether-test-${basename(this.dir).replace(/[^A-Za-z0-9-]/g, '')}`;
+  }
+
+  /**
+   * Stops the daemons, then removes what their jobs left (jobs outlive aetherd by design, so a test
+   * that ends with jobs running must not leave them behind), then the directory.
+   */
   async close(): Promise<void> {
     for (const d of [...this.daemons.keys()].reverse()) await this.stop(d);
+    const runc = (args: string[]): string => {
+      try {
+        return execFileSync('runc', [`--root=${this.jobsRuntimeRoot}`, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      } catch {
+        return '';
+      }
+    };
+    for (const c of (JSON.parse(runc(['list', '--format', 'json']) || 'null') ?? []) as { id: string }[])
+      runc(['delete', '--force', c.id]);
+    for (const ctrl of readdirSafe('/sys/fs/cgroup')) {
+      const parent = join('/sys/fs/cgroup', ctrl, this.jobsCgroupParent);
+      for (const child of readdirSafe(parent)) rmdirSafe(join(parent, child));
+      rmdirSafe(parent);
+    }
+    rmdirSafe(join('/sys/fs/cgroup', this.jobsCgroupParent));
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name);
+  } catch {
+    return [];
+  }
+}
+
+function rmdirSafe(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Not there, or not empty (then a test's own assertion about leftovers reports it).
   }
 }

@@ -1,23 +1,5 @@
-import { availableParallelism, totalmem } from 'node:os';
 import { jobsV1, msFromDuration } from '@aether/proto';
 import type { ResourceRef } from '@aether/rpc';
-
-/** What a job gets when its spec leaves a limit unset (seed §4.3: half the CPUs, half the memory). */
-export interface JobDefaults {
-  cpuMillicores: number;
-  memoryBytes: number;
-  pidsMax: number;
-  timeoutSeconds: number;
-}
-
-export function hostJobDefaults(): JobDefaults {
-  return {
-    cpuMillicores: Math.floor((availableParallelism() * 1000) / 2),
-    memoryBytes: Math.floor(totalmem() / 2),
-    pidsMax: 1024,
-    timeoutSeconds: 3600,
-  };
-}
 
 function deviceName(d: jobsV1.Device): string {
   switch (d.kind) {
@@ -29,25 +11,24 @@ function deviceName(d: jobsV1.Device): string {
 }
 
 /**
- * The job as policy sees it: the limits it will really run with (defaults filled in, so leaving a
- * field unset can never slip past a bound), its network, mounts and devices.
+ * The job as policy sees it: the limits it will really run with (the spec after `withDefaults`, so
+ * leaving a field unset can never slip past a bound), its network, mounts, devices and profile.
  */
-export function jobPolicyResource(spec: jobsV1.JobSpec | undefined, defaults: JobDefaults): ResourceRef {
-  const r = spec?.resources;
+export function jobPolicyResource(spec: jobsV1.JobSpec): ResourceRef {
+  const r = spec.resources;
   return {
     type: 'job',
     id: '',
     attributes: {
-      network: spec?.network === jobsV1.NetworkMode.NETWORK_MODE_HOST ? 'host' : 'none',
-      mounts: (spec?.mounts ?? []).map((m) => ({ hostPath: m.hostPath, readOnly: m.readOnly ?? true })),
-      devices: (spec?.devices ?? []).map(deviceName),
-      cpuMillicores: r?.cpuMillicores || defaults.cpuMillicores,
-      memoryBytes: r?.memoryBytes ? Number(r.memoryBytes) : defaults.memoryBytes,
-      pidsMax: r?.pidsMax || defaults.pidsMax,
-      timeoutSeconds: spec?.timeout
-        ? Math.ceil(msFromDuration(spec.timeout) / 1000)
-        : defaults.timeoutSeconds,
-      profile: spec?.sandboxProfile ?? '',
+      network: spec.network === jobsV1.NetworkMode.NETWORK_MODE_HOST ? 'host' : 'none',
+      mounts: spec.mounts.map((m) => ({ hostPath: m.hostPath, readOnly: m.readOnly ?? true })),
+      devices: spec.devices.map(deviceName),
+      cpuMillicores: r?.cpuMillicores ?? 0,
+      memoryBytes: Number(r?.memoryBytes ?? 0n),
+      pidsMax: r?.pidsMax ?? 0,
+      // No runtime limit reads as "unbounded" to a policy bound.
+      timeoutSeconds: spec.timeout ? Math.ceil(msFromDuration(spec.timeout) / 1000) : Number.MAX_SAFE_INTEGER,
+      profile: spec.sandboxProfile,
     },
   };
 }

@@ -1,0 +1,284 @@
+import { realpathSync, statSync } from 'node:fs';
+import { availableParallelism, constants as osConstants, totalmem } from 'node:os';
+import { posix } from 'node:path';
+import { status as Status } from '@grpc/grpc-js';
+import type { JobsConfig } from '@aether/config';
+import { durationFromMs, jobsV1, msFromDuration } from '@aether/proto';
+import { PermissionDeniedError, ResourceExhaustedError, RpcError, Violations } from '@aether/rpc';
+
+const { NetworkMode, DeviceKind } = jobsV1;
+
+export const MAX_ARGV = 4096;
+export const MAX_ARGV_BYTES = 1024 * 1024;
+export const MAX_ENV = 1024;
+export const MAX_ENV_BYTES = 1024 * 1024;
+export const MAX_LIST = 64;
+const MIN_MEMORY = 4 * 1024 * 1024;
+const PID_MAX = 4_194_304;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LABEL_KEY = /^[a-z0-9][a-z0-9._/-]{0,62}$/;
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+const FORBIDDEN_TARGETS = ['/proc', '/dev', '/sys'];
+
+/** The environment every job starts from; the spec's env is added on top. */
+export const BASE_ENV: Readonly<Record<string, string>> = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  HOME: '/work',
+  LANG: 'C.UTF-8',
+};
+
+/** Normalizes `TERM`, `sigterm` or `SIGTERM` to `SIGTERM`; undefined when the name is unknown. */
+export function signalName(name: string): string | undefined {
+  const upper = name.trim().toUpperCase();
+  const full = upper.startsWith('SIG') ? upper : `SIG${upper}`;
+  return full in osConstants.signals ? full : undefined;
+}
+
+export function signalNumber(name: string): number {
+  return (osConstants.signals as Record<string, number>)[name] ?? 0;
+}
+
+/** The name of signal `n` (e.g. 9 → SIGKILL). */
+export function signalOf(n: number): string {
+  for (const [name, value] of Object.entries(osConstants.signals)) if (value === n) return name;
+  return `signal ${n}`;
+}
+
+function bytesOf(list: Iterable<string>): number {
+  let n = 0;
+  for (const s of list) n += Buffer.byteLength(s) + 1;
+  return n;
+}
+
+function hasDotDot(p: string): boolean {
+  return p.split('/').includes('..');
+}
+
+function under(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
+/** The host's ceilings (seed §4.3) and the configured ones, for validation. */
+export interface HostLimits {
+  cpus: number;
+  memoryBytes: number;
+}
+
+export function hostLimits(): HostLimits {
+  return { cpus: availableParallelism(), memoryBytes: totalmem() };
+}
+
+/**
+ * Checks a SubmitJob request completely before policy sees it: malformed fields are INVALID_ARGUMENT
+ * (all at once, with field paths), oversize lists RESOURCE_EXHAUSTED, limits above the configured
+ * ceilings and mounts outside the allowlist PERMISSION_DENIED.
+ */
+export function validateSubmit(req: jobsV1.SubmitJobRequest, config: JobsConfig, host: HostLimits): void {
+  const spec = req.spec;
+  const v = new Violations();
+  if (!spec) {
+    v.add('spec', 'is required').throwIfAny();
+    return;
+  }
+  if (req.idempotencyKey !== '')
+    v.check(IDEMPOTENCY_KEY.test(req.idempotencyKey), 'idempotency_key', 'must be 1-128 characters of [A-Za-z0-9._:-]');
+
+  // Size first: a 10 MB argv is refused for its size, without scanning it element by element.
+  if (spec.argv.length > MAX_ARGV || bytesOf(spec.argv) > MAX_ARGV_BYTES)
+    throw new ResourceExhaustedError(
+      `spec.argv: at most ${MAX_ARGV} elements and ${MAX_ARGV_BYTES} bytes in total (got ${spec.argv.length} elements, ${bytesOf(spec.argv)} bytes)`,
+      'REQUEST_TOO_LARGE',
+      { field: 'spec.argv' },
+    );
+  const envEntries = Object.entries(spec.env);
+  if (envEntries.length > MAX_ENV || bytesOf(envEntries.flat()) > MAX_ENV_BYTES)
+    throw new ResourceExhaustedError(
+      `spec.env: at most ${MAX_ENV} entries and ${MAX_ENV_BYTES} bytes in total`,
+      'REQUEST_TOO_LARGE',
+      { field: 'spec.env' },
+    );
+
+  v.check(spec.argv.length > 0, 'spec.argv', 'must not be empty: give the command as argv, e.g. ["/bin/echo", "hi"]');
+  if (spec.argv.length > 0) v.check(spec.argv[0] !== '', 'spec.argv[0]', 'must not be empty');
+  spec.argv.forEach((a, i) => v.check(!a.includes('\0'), `spec.argv[${i}]`, 'must not contain NUL'));
+  for (const [k, val] of envEntries) {
+    v.check(ENV_NAME.test(k), `spec.env[${JSON.stringify(k)}]`, 'name must match [A-Za-z_][A-Za-z0-9_]*');
+    v.check(!val.includes('\0'), `spec.env[${JSON.stringify(k)}]`, 'value must not contain NUL');
+  }
+  if (spec.cwd !== '') {
+    v.check(spec.cwd.startsWith('/'), 'spec.cwd', 'must be an absolute path under /work');
+    v.check(!hasDotDot(spec.cwd), 'spec.cwd', 'must not contain ".." components');
+    v.check(!spec.cwd.includes('\0'), 'spec.cwd', 'must not contain NUL');
+    v.check(under(posix.normalize(spec.cwd), '/work'), 'spec.cwd', 'must be /work or a directory under it');
+  }
+
+  const r = spec.resources;
+  if (r) {
+    v.check(r.cpuMillicores >= 0 && r.cpuMillicores <= host.cpus * 1000, 'spec.resources.cpu_millicores', `must be between 0 and ${host.cpus * 1000} (1000 per host CPU)`);
+    v.check(r.cpuWeight >= 0 && r.cpuWeight <= 10_000, 'spec.resources.cpu_weight', 'must be between 0 and 10000');
+    const mem = Number(r.memoryBytes);
+    v.check(mem === 0 || (mem >= MIN_MEMORY && mem <= host.memoryBytes), 'spec.resources.memory_bytes', `must be 0 (default) or between ${MIN_MEMORY} and the host's ${host.memoryBytes} bytes`);
+    if (r.memorySwapBytes !== undefined) v.check(r.memorySwapBytes >= 0n, 'spec.resources.memory_swap_bytes', 'must not be negative');
+    v.check(r.pidsMax >= 0 && r.pidsMax <= PID_MAX, 'spec.resources.pids_max', `must be between 0 and ${PID_MAX}`);
+    v.check(r.ioReadBps >= 0n, 'spec.resources.io_read_bps', 'must not be negative');
+    v.check(r.ioWriteBps >= 0n, 'spec.resources.io_write_bps', 'must not be negative');
+    v.check(r.tmpSizeBytes >= 0n && Number(r.tmpSizeBytes) <= host.memoryBytes, 'spec.resources.tmp_size_bytes', "must be between 0 and the host's memory");
+    v.check(r.maxOutputBytes >= 0n, 'spec.resources.max_output_bytes', 'must not be negative');
+    v.check(r.maxLogBytes === 0n || r.maxLogBytes >= 65_536n, 'spec.resources.max_log_bytes', 'must be 0 (default) or at least 65536');
+  }
+  if (!Object.values(NetworkMode).includes(spec.network) || spec.network === NetworkMode.UNRECOGNIZED)
+    v.add('spec.network', 'must be NETWORK_MODE_NONE or NETWORK_MODE_HOST');
+
+  v.check(spec.mounts.length <= MAX_LIST, 'spec.mounts', `at most ${MAX_LIST}`);
+  spec.mounts.forEach((m, i) => {
+    const f = `spec.mounts[${i}]`;
+    v.check(m.hostPath.startsWith('/') && !hasDotDot(m.hostPath) && !m.hostPath.includes('\0'), `${f}.host_path`, 'must be an absolute path without ".."');
+    const target = posix.normalize(m.containerPath || '/');
+    v.check(m.containerPath.startsWith('/') && !hasDotDot(m.containerPath) && !m.containerPath.includes('\0'), `${f}.container_path`, 'must be an absolute path without ".."');
+    v.check(target !== '/' && target !== '/work' && target !== '/tmp' && !FORBIDDEN_TARGETS.some((t) => under(target, t)), `${f}.container_path`, 'must not be /, /work, /tmp, /proc, /dev, /sys or under /proc, /dev, /sys');
+  });
+  v.check(spec.devices.length <= MAX_LIST, 'spec.devices', `at most ${MAX_LIST}`);
+  spec.devices.forEach((d, i) => {
+    const f = `spec.devices[${i}]`;
+    if (d.kind === DeviceKind.DEVICE_KIND_CHAR_DEVICE)
+      v.check(d.path.startsWith('/dev/') && !hasDotDot(d.path), `${f}.path`, 'must be a device path under /dev');
+    else if (d.kind === DeviceKind.DEVICE_KIND_NVIDIA_GPU)
+      v.check(d.index === undefined || (d.index >= 0 && d.index < 64), `${f}.index`, 'must be between 0 and 63');
+    else v.add(`${f}.kind`, 'must be DEVICE_KIND_NVIDIA_GPU or DEVICE_KIND_CHAR_DEVICE');
+  });
+
+  if (spec.timeout) {
+    const ms = msFromDuration(spec.timeout);
+    v.check(ms >= 0, 'spec.timeout', 'must not be negative');
+    if (config.ceilings.timeoutSeconds > 0)
+      v.check(ms <= config.ceilings.timeoutSeconds * 1000, 'spec.timeout', `must be at most ${config.ceilings.timeoutSeconds} s`);
+  }
+  if (spec.stopSignal !== '') {
+    const sig = signalName(spec.stopSignal);
+    v.check(sig !== undefined, 'spec.stop_signal', 'is not a signal name (e.g. SIGTERM, INT)');
+    v.check(sig !== 'SIGKILL' && sig !== 'SIGSTOP', 'spec.stop_signal', 'must not be SIGKILL or SIGSTOP (use KillJob)');
+  }
+  if (spec.stopGracePeriod) {
+    const ms = msFromDuration(spec.stopGracePeriod);
+    v.check(ms >= 0 && ms <= config.ceilings.stopGraceSeconds * 1000, 'spec.stop_grace_period', `must be between 0 and ${config.ceilings.stopGraceSeconds} s`);
+  }
+  const labels = Object.entries(spec.labels);
+  v.check(labels.length <= MAX_LIST, 'spec.labels', `at most ${MAX_LIST}`);
+  for (const [k, val] of labels) {
+    v.check(LABEL_KEY.test(k), `spec.labels[${JSON.stringify(k)}]`, 'key must be 1-63 characters of [a-z0-9._/-] starting with a letter or digit');
+    v.check(Buffer.byteLength(val) <= 256, `spec.labels[${JSON.stringify(k)}]`, 'value must be at most 256 bytes');
+  }
+  if (spec.sandboxProfile !== '' && spec.sandboxProfile !== 'default' && !(spec.sandboxProfile in config.profiles))
+    throw new RpcError(Status.INVALID_ARGUMENT, 'UNKNOWN_SANDBOX_PROFILE', `spec.sandbox_profile: no profile ${JSON.stringify(spec.sandboxProfile)} is configured (known: default${Object.keys(config.profiles).map((p) => `, ${p}`).join('')})`, { fieldViolations: [{ field: 'spec.sandbox_profile', description: 'unknown profile' }] });
+  v.check(spec.outputs.length <= MAX_LIST, 'spec.outputs', `at most ${MAX_LIST}`);
+  v.check(spec.inputArtifacts.length <= MAX_LIST, 'spec.input_artifacts', `at most ${MAX_LIST}`);
+  v.throwIfAny();
+
+  // Well-formed; now what this host's configuration allows.
+  if (spec.outputs.length > 0 || spec.inputArtifacts.length > 0)
+    throw new RpcError(Status.UNIMPLEMENTED, 'ARTIFACTS_UNAVAILABLE', 'spec.outputs and spec.input_artifacts need the artifact store, which this aetherd does not provide yet');
+  checkCeilings(spec, config);
+  for (const [i, m] of spec.mounts.entries()) checkMountAllowed(m, i, config);
+}
+
+function checkCeilings(spec: jobsV1.JobSpec, config: JobsConfig): void {
+  const c = config.ceilings;
+  const r = spec.resources;
+  const over = (field: string, value: number, ceiling: number): void => {
+    if (ceiling > 0 && value > ceiling)
+      throw new PermissionDeniedError(`${field} = ${value} is above the configured ceiling of ${ceiling}`, 'LIMIT_ABOVE_CEILING', { field });
+  };
+  if (!r) return;
+  over('spec.resources.cpu_millicores', r.cpuMillicores, c.cpuMillicores);
+  over('spec.resources.memory_bytes', Number(r.memoryBytes), c.memoryBytes);
+  over('spec.resources.pids_max', r.pidsMax, c.pidsMax);
+  over('spec.resources.tmp_size_bytes', Number(r.tmpSizeBytes), c.tmpSizeBytes);
+  over('spec.resources.max_log_bytes', Number(r.maxLogBytes), c.maxLogBytes);
+}
+
+/** The resolved host path of an allowed mount; PERMISSION_DENIED / MOUNT_NOT_ALLOWED otherwise. */
+export function checkMountAllowed(m: jobsV1.Mount, index: number, config: JobsConfig): string {
+  const field = `spec.mounts[${index}].host_path`;
+  let real: string;
+  try {
+    real = realpathSync(m.hostPath);
+  } catch {
+    throw new RpcError(Status.INVALID_ARGUMENT, 'INVALID_FIELD', `${field}: ${m.hostPath} does not exist`, { fieldViolations: [{ field, description: 'does not exist' }] });
+  }
+  const writable = m.readOnly === false;
+  const entry = config.mountAllowlist.find((a) => under(real, realpathOr(a.path)));
+  if (!entry)
+    throw new PermissionDeniedError(
+      `${field}: ${m.hostPath}${real !== m.hostPath ? ` (${real})` : ''} is not inside the mount allowlist${config.mountAllowlist.length ? ` (${config.mountAllowlist.map((a) => a.path).join(', ')})` : ', which is empty'}`,
+      'MOUNT_NOT_ALLOWED',
+      { field },
+    );
+  if (writable && !entry.writable)
+    throw new PermissionDeniedError(`${field}: ${entry.path} may only be mounted read-only`, 'MOUNT_NOT_ALLOWED', { field });
+  return real;
+}
+
+function realpathOr(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
+/** Host device nodes for a spec's devices; FAILED_PRECONDITION when one is missing on this host. */
+export function deviceNodes(spec: jobsV1.JobSpec): string[] {
+  const nodes: string[] = [];
+  for (const d of spec.devices) {
+    if (d.kind === DeviceKind.DEVICE_KIND_CHAR_DEVICE) nodes.push(d.path);
+    else if (d.kind === DeviceKind.DEVICE_KIND_NVIDIA_GPU) {
+      nodes.push(`/dev/nvidia${d.index ?? 0}`, '/dev/nvidiactl', '/dev/nvidia-uvm');
+    }
+  }
+  const unique = [...new Set(nodes)];
+  for (const n of unique) {
+    let ok = false;
+    try {
+      ok = statSync(n).isCharacterDevice();
+    } catch {
+      ok = false;
+    }
+    if (!ok)
+      throw new RpcError(Status.FAILED_PRECONDITION, 'ISOLATION_UNAVAILABLE', `device ${n} is not a character device on this host`, { metadata: { missing: n } });
+  }
+  return unique;
+}
+
+/**
+ * The spec as the job will run: every unset limit filled with the configured default (CPU and memory
+ * default to half the host, seed §4.3), network NONE, cwd /work, SIGTERM with 10 s grace.
+ */
+export function withDefaults(spec: jobsV1.JobSpec, config: JobsConfig, host: HostLimits, intentId: string): jobsV1.JobSpec {
+  const d = config.defaults;
+  const r = spec.resources;
+  const cpuDefault = d.cpuMillicores || Math.floor((host.cpus * 1000) / 2);
+  const memDefault = d.memoryBytes || Math.floor(host.memoryBytes / 2);
+  return {
+    ...spec,
+    cwd: spec.cwd === '' ? '/work' : posix.normalize(spec.cwd),
+    network: spec.network === NetworkMode.NETWORK_MODE_UNSPECIFIED ? NetworkMode.NETWORK_MODE_NONE : spec.network,
+    resources: {
+      cpuMillicores: r?.cpuMillicores || cpuDefault,
+      cpuWeight: r?.cpuWeight || d.cpuWeight,
+      memoryBytes: r?.memoryBytes || BigInt(memDefault),
+      memorySwapBytes: r?.memorySwapBytes ?? BigInt(d.memorySwapBytes),
+      pidsMax: r?.pidsMax || d.pidsMax,
+      ioReadBps: r?.ioReadBps ?? 0n,
+      ioWriteBps: r?.ioWriteBps ?? 0n,
+      tmpSizeBytes: r?.tmpSizeBytes || BigInt(d.tmpSizeBytes),
+      maxOutputBytes: r?.maxOutputBytes || BigInt(d.maxOutputBytes),
+      maxLogBytes: r?.maxLogBytes || BigInt(d.maxLogBytes),
+    },
+    mounts: spec.mounts.map((m) => ({ ...m, readOnly: m.readOnly ?? true })),
+    timeout: spec.timeout && msFromDuration(spec.timeout) > 0 ? spec.timeout : d.timeoutSeconds > 0 ? durationFromMs(d.timeoutSeconds * 1000) : undefined,
+    stopSignal: spec.stopSignal === '' ? 'SIGTERM' : (signalName(spec.stopSignal) ?? spec.stopSignal),
+    stopGracePeriod: spec.stopGracePeriod ?? durationFromMs(d.stopGraceSeconds * 1000),
+    intentId,
+    sandboxProfile: spec.sandboxProfile === 'default' ? '' : spec.sandboxProfile,
+  };
+}

@@ -1,0 +1,52 @@
+export {
+  probeHost,
+  describeHost,
+  findExecutable,
+  type RuntimeName,
+  type ProbeOptions,
+  type Feature,
+  type HostFacts,
+} from './host-probe';
+export {
+  buildOciConfig,
+  prepareRootfs,
+  cpuWeightToShares,
+  runcSharesToWeight,
+  SandboxUnavailableError,
+  DeviceUnavailableError,
+  DEFAULT_PROFILE,
+  DEFAULT_RLIMITS,
+  MASKED_PATHS,
+  READONLY_PATHS,
+  CPU_PERIOD_US,
+  type SandboxProfile,
+  type JobSandbox,
+  type JobResources,
+} from './oci-config';
+export {
+  defaultSeccompProfile,
+  seccompArchitectures,
+  BLOCKED_SYSCALLS,
+  CLONE_NAMESPACE_FLAGS,
+} from './seccomp';
+export {
+  cgroupDirectories,
+  removeCgroup,
+  assertCgroupsPath,
+  type CgroupDirectory,
+  type CgroupPathOptions,
+  type RemoveCgroupResult,
+} from './cgroups';
+export {
+  parseProcCgroups,
+  parseMountinfo,
+  parseMeminfo,
+  parseProcStatus,
+  parseKernelRelease,
+  parseVersionOutput,
+  parseRuntimeFeatures,
+  type CgroupSubsystem,
+  type MountInfo,
+  type RuntimeFeatures,
+} from './proc-parsers';
+export type * from './oci-types';
