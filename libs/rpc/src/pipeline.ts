@@ -304,7 +304,9 @@ function makeHandler(
           ),
         ).then(
           () => call.end(),
-          (err: unknown) => call.destroy(fail(err) as unknown as Error),
+          // emit('error'), not destroy(): grpc-js sends the status from the stream's _final, which a
+          // destroyed stream never runs, so the client would wait for a status forever.
+          (err: unknown) => call.emit('error', fail(err)),
         );
       };
     case 'clientStream':
@@ -324,7 +326,9 @@ function makeHandler(
           ),
         ).then(
           () => call.end(),
-          (err: unknown) => call.destroy(fail(err) as unknown as Error),
+          // emit('error'), not destroy(): grpc-js sends the status from the stream's _final, which a
+          // destroyed stream never runs, so the client would wait for a status forever.
+          (err: unknown) => call.emit('error', fail(err)),
         );
       };
   }

@@ -14,13 +14,13 @@ const failure = (p: Promise<unknown>): Promise<RpcError> =>
     (e: RpcError) => e,
   );
 
-/** Host processes whose command line contains `marker`. */
+/** Host processes whose command line is exactly `marker` (arguments joined by spaces). */
 function hostProcesses(marker: string): number[] {
   const pids: number[] = [];
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
-      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').includes(marker)) pids.push(Number(p));
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') === marker) pids.push(Number(p));
     } catch {
       // Exited meanwhile.
     }

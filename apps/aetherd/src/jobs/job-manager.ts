@@ -367,9 +367,10 @@ export class JobManager {
       const last = this.usageCache.get(id) ?? job.usage;
       if (last) Object.assign(usage, { ...last, currentMemoryBytes: 0, currentPids: 0, wallMs: usage.wallMs, sampleTime: end });
     }
-    const log = this.logOf(job);
-    log.refresh();
-    log.finish();
+    // Followers end when settle() finishes the log, after the end is recorded: a follower that sees its
+    // stream end can rely on the job being terminal.
+    const log = await this.logOf(job);
+    await log.refresh();
 
     const stop = job.stop;
     let state: jobsV1.JobState;
@@ -607,7 +608,7 @@ export class JobManager {
   }
 
   /** The stored log of a job, shared by its readers while it runs. */
-  logOf(job: JobRecord): JobLog {
+  async logOf(job: JobRecord): Promise<JobLog> {
     const existing = this.logs.get(job.id);
     if (existing) return existing;
     const log = JobLog.open(join(this.jobDir(job.id), 'ctr.log'), {
@@ -622,12 +623,18 @@ export class JobManager {
       },
     });
     if (isTerminal(job.state)) {
-      log.refresh();
+      await log.refresh();
       log.finish();
       return log; // not cached: the caller closes it
     }
     this.logs.set(job.id, log);
     return log;
+  }
+
+  /** Log counters of a running job as last scanned (the sweep refreshes them every second). */
+  liveLogCounters(id: string): { stdoutBytes: number; stderrBytes: number; logStartOffset: number } | undefined {
+    const log = this.logs.get(id);
+    return log && { stdoutBytes: log.stdoutBytes, stderrBytes: log.stderrBytes, logStartOffset: log.startOffset };
   }
 
   /** Whether `logOf` returned a log the caller must close itself. */
@@ -662,7 +669,7 @@ export class JobManager {
       const job = this.o.store.get(id);
       if (job?.state === JobState.JOB_STATE_RUNNING && existsSync(join(this.exitDir, id))) this.onExitFile(id);
     }
-    for (const log of this.logs.values()) log.refresh();
+    for (const [id, log] of this.logs) log.refresh().catch((err: unknown) => this.o.log.warn({ err, jobId: id }, 'reading the job log failed'));
     if (this.o.config.retentionSeconds > 0) {
       for (const id of this.o.store.endedBefore(Date.now() - this.o.config.retentionSeconds * 1000)) {
         this.delete(id).catch((err: unknown) => this.o.log.warn({ err, jobId: id }, 'retention: could not delete a job'));

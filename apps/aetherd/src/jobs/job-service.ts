@@ -80,9 +80,8 @@ export function jobToProto(job: JobRecord, manager: JobManager, view: jobsV1.Job
 /** A running job's log counters come from its live log, not from the last stored figures. */
 function withLiveLog(job: JobRecord, manager: JobManager): JobRecord {
   if (job.state !== jobsV1.JobState.JOB_STATE_RUNNING) return job;
-  const log = manager.logOf(job);
-  log.refresh();
-  return { ...job, stdoutBytes: log.stdoutBytes, stderrBytes: log.stderrBytes, logStartOffset: log.startOffset };
+  const live = manager.liveLogCounters(job.id);
+  return live ? { ...job, ...live } : job;
 }
 
 function intentOf(spec: jobsV1.JobSpec, ctx: CallContext): string {
@@ -163,10 +162,10 @@ export function jobServiceHandlers(manager: JobManager, config: JobsConfig, host
       resource: byName,
       handle: async (req, ctx, send) => {
         const job = manager.get(jobIdOf(req.name));
-        const log = manager.logOf(job);
+        const log = await manager.logOf(job);
         const shared = manager.isSharedLog(log);
         try {
-          log.refresh();
+          await log.refresh();
           if (req.start?.$case === 'offset' && Number(req.start.value) > log.endOffset && job.endTime !== undefined)
             throw new RpcError(Status.OUT_OF_RANGE, 'LOG_OFFSET_OUT_OF_RANGE', `offset ${req.start.value} is beyond the end of the log (${log.endOffset})`, {
               metadata: { end_offset: String(log.endOffset) },

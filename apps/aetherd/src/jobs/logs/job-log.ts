@@ -2,9 +2,8 @@ import { execFile } from 'node:child_process';
 import { watch, type FSWatcher } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import {
-  contentLength,
-  MALFORMED,
-  NEED_MORE,
+  MALFORMED as MALFORMED_,
+  NEED_MORE as NEED_MORE_,
   newRecord,
   parseTimestamp,
   RecordCursor,
@@ -83,6 +82,10 @@ const DEFAULT_CHUNK = 64 * KiB;
 const POLL_MS = 250;
 const FALLOCATE_TIMEOUT_MS = 30_000;
 const STREAM_NAMES: readonly LogStreamName[] = ['stdout', 'stderr'];
+// Module-local copies: the per-record loops then read constants, not properties of another module (which
+// some CommonJS transforms turn into getter calls).
+const MALFORMED = MALFORMED_;
+const NEED_MORE = NEED_MORE_;
 
 /**
  * The log of one job: the k8s-file that conmon appends to, read back as the job's reconstructed stdout and
@@ -315,9 +318,9 @@ export class JobLog {
         if (st === MALFORMED) {
           this.malformed++;
         } else if (rec.stream === 0) {
-          this.outBytes += contentLength(rec);
+          this.outBytes += rec.contentEnd - rec.contentStart + (rec.partial ? 0 : 1);
         } else {
-          this.errBytes += contentLength(rec);
+          this.errBytes += rec.contentEnd - rec.contentStart + (rec.partial ? 0 : 1);
         }
         const pos = cur.pos;
         this.scanPos = pos;
@@ -528,7 +531,7 @@ export class JobLog {
         if (this.startFilePos > b.pos || this.closed) return this.startOff; // punched meanwhile
         for (let st = cur.next(rec); st !== NEED_MORE; st = cur.next(rec)) {
           if (st === MALFORMED) continue;
-          const c = contentLength(rec);
+          const c = rec.contentEnd - rec.contentStart + (rec.partial ? 0 : 1);
           off += c;
           if ((want === undefined || rec.stream === want) && c > 0) {
             lastPartial = rec.partial;
@@ -588,7 +591,12 @@ export class JobLog {
         // whole maxChunk allocation for as long as the consumer keeps it.
         const data = cSize === b.length ? b : cSize >= b.length / 2 ? b.subarray(0, cSize) : copyOf(b, cSize);
         cBuf = null;
-        const chunk = { stream: STREAM_NAMES[cStream] ?? 'stdout', data, offset: cOffset, time: new Date(cTime) };
+        const chunk = {
+          stream: STREAM_NAMES[cStream] ?? 'stdout',
+          data,
+          offset: cOffset,
+          time: new Date(cTime),
+        };
         cSize = 0;
         return chunk;
       };
@@ -607,39 +615,39 @@ export class JobLog {
           if (gone > 0) yield { skipped: gone };
           continue;
         }
-        const limit = this.scanPos;
-        if (cur.pos >= limit) {
-          if (cBuf) {
-            yield take();
-            continue;
-          }
-          if (!follow || this.finished) return;
-          const changed = this.changed(signal);
-          void this.refresh();
-          await changed;
-          continue;
-        }
+        // Readers parse on their own up to the end of the file rather than waiting for the scan: they
+        // start at a record start and apply the same rules, so they count the same offsets, and a punch
+        // never reaches past the scanned part.
         const fh = this.fh;
-        if (!fh) return;
-        let n: number;
-        try {
-          n = await cur.fill(fh, limit);
-        } catch (err) {
+        let atEnd = true;
+        if (fh) {
+          let n: number;
+          try {
+            n = await cur.fill(fh, Number.POSITIVE_INFINITY);
+          } catch (err) {
+            if (this.closed) return;
+            throw err;
+          }
           if (this.closed) return;
-          throw err;
+          atEnd = n < cur.requested;
+          if (atEnd && cur.end < this.scanPos) {
+            // Short of what was scanned: the file was truncated or replaced. There is nothing more.
+            if (cBuf) yield take();
+            return;
+          }
         }
-        // Read nothing below a scanned position: the file was truncated or replaced; there is no more.
-        if (n === 0) return;
         if (cur.pos < this.startFilePos) continue;
 
         for (let st = cur.next(rec); st !== NEED_MORE; st = cur.next(rec)) {
           if (st === MALFORMED) continue;
-          const len = contentLength(rec);
+          const len = rec.contentEnd - rec.contentStart + (rec.partial ? 0 : 1);
           const recOff = off;
           off += len;
           if (off <= from || (want !== undefined && rec.stream !== want)) continue;
           let s = recOff < from ? from - recOff : 0;
-          const body = rec.contentEnd - rec.contentStart;
+          // An F record's stripped "\n" is the line end that follows its content in the buffer, so the
+          // reconstructed bytes are always the contiguous range [contentStart, contentStart + len).
+          const base = rec.contentStart;
           while (s < len) {
             if (cBuf && (cStream !== rec.stream || cOffset + cSize !== recOff + s || cSize === maxChunk)) {
               yield take();
@@ -654,15 +662,22 @@ export class JobLog {
               cTime = lastTime;
             }
             const n2 = Math.min(len - s, maxChunk - cSize);
-            const e = s + n2;
-            if (s < body) {
-              cur.buf.copy(cBuf, cSize, rec.contentStart + s, rec.contentStart + Math.min(e, body));
-            }
-            if (e > body) cBuf[cSize + n2 - 1] = 0x0a; // the "\n" conmon stripped from an F record
+            cur.buf.copy(cBuf, cSize, base + s, base + s + n2);
             cSize += n2;
-            s = e;
+            s += n2;
           }
         }
+        if (!atEnd) continue;
+        // At the end of the file (a torn last line stays unconsumed): hand out what we have, then stop or
+        // wait for the file to change.
+        if (cBuf) {
+          yield take();
+          continue;
+        }
+        if (!follow || this.finished) return;
+        const changed = this.changed(signal);
+        void this.refresh();
+        await changed;
       }
     } finally {
       if (follow) {
@@ -706,7 +721,8 @@ function upperBound(a: readonly number[], v: number): number {
 function execFileAsync(file: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(file, args, { timeout: FALLOCATE_TIMEOUT_MS }, (err, _stdout, stderr) => {
-      if (err) reject(new Error(`${file} ${args.join(' ')}: ${stderr.trim() || err.message}`, { cause: err }));
+      if (err)
+        reject(new Error(`${file} ${args.join(' ')}: ${stderr.trim() || err.message}`, { cause: err }));
       else resolve();
     });
   });

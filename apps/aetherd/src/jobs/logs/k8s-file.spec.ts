@@ -26,7 +26,13 @@ describe('parseTimestamp', () => {
   });
 
   it('answers NaN for anything else', () => {
-    for (const s of ['', 'garbage', '2026-11-21 06:05:22Z', '2026-11-21T06:05:22.+00:00', '2026-11-21T06:05:22+0000']) {
+    for (const s of [
+      '',
+      'garbage',
+      '2026-11-21 06:05:22Z',
+      '2026-11-21T06:05:22.+00:00',
+      '2026-11-21T06:05:22+0000',
+    ]) {
       expect(ts(s)).toBeNaN();
     }
   });

@@ -80,6 +80,11 @@ export class RecordCursor {
     return this.bufPos + this.p;
   }
 
+  /** File position just after the bytes read last. */
+  get end(): number {
+    return this.bufPos + this.len;
+  }
+
   /** Restarts at a record start; drops what was buffered. */
   seek(pos: number): void {
     this.bufPos = pos;
@@ -102,7 +107,9 @@ export class RecordCursor {
     // log fast, small buffers are what makes an idle follower cheap. Growing up to MAX_LINE is also what
     // lets a line that does not fit be read whole, or recognised as overlong.
     if (this.len === this.buf.length && want > this.buf.length && this.buf.length < MAX_LINE) {
-      this.buf = Buffer.allocUnsafe(Math.min(MAX_LINE, Math.max(this.buf.length * 2, Math.min(want, MAX_LINE))));
+      this.buf = Buffer.allocUnsafe(
+        Math.min(MAX_LINE, Math.max(this.buf.length * 2, Math.min(want, MAX_LINE))),
+      );
     }
     this.requested = Math.min(this.buf.length, want);
     const { bytesRead } = await fh.read(this.buf, 0, this.requested, start);
@@ -144,7 +151,13 @@ export class RecordCursor {
     if (sp <= ls || sp >= nl || sp - ls > TS_MAX) return MALFORMED;
     const s = sp + 1;
     // "stdout " / "stderr ": shared prefix "std", then "out" or "err", then a space, the tag and a space.
-    if (s + 8 > nl || view[s] !== 0x73 || view[s + 1] !== 0x74 || view[s + 2] !== 0x64 || view[s + 6] !== SP) {
+    if (
+      s + 8 > nl ||
+      view[s] !== 0x73 ||
+      view[s + 1] !== 0x74 ||
+      view[s + 2] !== 0x64 ||
+      view[s + 6] !== SP
+    ) {
       return MALFORMED;
     }
     const c3 = view[s + 3];
