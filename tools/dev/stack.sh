@@ -110,10 +110,16 @@ up() {
     --cacert "$dev/pki/ca.crt" --cert "$dev/pki/admin.crt" --key "$dev/pki/admin.key" --servername aetherd \
     --list-methods https://aetherd | sed 's/^/  /'
   echo
-  echo "==> an API call that policy and audit see: jobs.ListJobs (not implemented yet, so UNIMPLEMENTED)"
+  echo "==> the main job: a command in the sandbox (runc under conmon: no network, read-only system, uid 65534)"
+  cli jobs run --follow --cpu 500m --memory 256Mi --timeout 1m -- /bin/sh -c \
+    'echo "hello from $(hostname) as uid $(id -u)"; echo "network: $(ls /sys/class/net)"; touch /usr/x 2>&1; echo "written to /work: $(date > /work/out && ls /work)"' \
+    | sed 's/^/  /' || true
+  echo
+  echo "==> the same API from another client: buf curl through server reflection, jobs.ListJobs"
   node_modules/.bin/buf curl --unix-socket "$dev/run/aetherd.sock" --protocol grpc \
     --cacert "$dev/pki/ca.crt" --cert "$dev/pki/admin.crt" --key "$dev/pki/admin.key" --servername aetherd \
-    -d '{}' https://aetherd/aether.jobs.v1.JobService/ListJobs 2>&1 | sed 's/^/  /' || true
+    -d '{"pageSize": 1, "view": "JOB_VIEW_BASIC"}' https://aetherd/aether.jobs.v1.JobService/ListJobs 2>&1 \
+    | grep -E '"(name|state|argv|exitCode)"|^ +"/' | sed 's/^/  /' || true
   echo
   echo "==> policy (Cedar, deploy/policy): may aurorad run a job with host network?"
   cli policy check --dir "$dev/policy" --principal aurorad --action jobs.SubmitJob --resource job \

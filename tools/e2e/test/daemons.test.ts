@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Metadata, status } from '@grpc/grpc-js';
-import { healthV1, jobsV1 } from '@aether/proto';
+import { artifactsV1, healthV1 } from '@aether/proto';
 import { RpcError, unaryCall } from '@aether/rpc';
 import { Stack } from '../src';
 
@@ -50,7 +50,7 @@ describe('the three daemons over mTLS Unix sockets', () => {
   it('answers a contract method that is not built yet with UNIMPLEMENTED and a typed ErrorInfo', async () => {
     const client = stack.client();
     const err = await client
-      .call(client.jobs, 'listJobs', jobsV1.ListJobsRequest.fromPartial({ pageSize: 10 }), {
+      .call(client.artifacts, 'listArtifacts', artifactsV1.ListArtifactsRequest.fromPartial({ pageSize: 10 }), {
         requestId: 'req-unimpl-1',
       })
       .catch((e: unknown) => e);
@@ -62,7 +62,12 @@ describe('the three daemons over mTLS Unix sockets', () => {
   it('denies an identity that no policy names, with default-deny, and audits the denial durably', async () => {
     const client = stack.client('stranger');
     const err = (await client
-      .call(client.jobs, 'getJob', { name: 'jobs/x' }, { requestId: 'req-deny-1', intentId: 'intent-7' })
+      .call(
+        client.jobs,
+        'getJob',
+        { name: 'jobs/01aaaaaaaaaaaaaaaaaaaaaaaa' },
+        { requestId: 'req-deny-1', intentId: 'intent-7' },
+      )
       .catch((e: unknown) => e)) as RpcError;
     client.close();
     expect(err.code).toBe(status.PERMISSION_DENIED);
@@ -85,7 +90,7 @@ describe('the three daemons over mTLS Unix sockets', () => {
     const md = new Metadata();
     md.set('x-aether-request-id', 'req-echo-42');
     const headers = await new Promise<Metadata>((resolve) => {
-      const call = jobs.getJob({ name: 'jobs/y' }, md, () => undefined);
+      const call = jobs.getJob({ name: 'jobs/01bbbbbbbbbbbbbbbbbbbbbbbb' }, md, () => undefined);
       call.on('metadata', resolve);
     });
     client.close();
@@ -96,7 +101,7 @@ describe('the three daemons over mTLS Unix sockets', () => {
     expect(line).toMatchObject({
       rpc: '/aether.jobs.v1.JobService/GetJob',
       principal: 'spiffe://aether.local/admin',
-      code: 'UNIMPLEMENTED',
+      code: 'NOT_FOUND',
       decision: 'allow',
     });
     expect(stack.daemons.get('aetherd')!.lines.filter((l) => l['requestId'] === 'req-echo-42')).toHaveLength(

@@ -485,6 +485,52 @@ describe('JobLog', () => {
     expect(bytesOf(await collect(log.read())).equals(m.combined)).toBe(true);
   });
 
+  it('follows a writer that appends torn pieces, with and without a cap', async () => {
+    for (const maxBytes of [Number.POSITIVE_INFINITY, 16 * 1024]) {
+      rmSync(path, { force: true });
+      const m = new Model();
+      const recs = randomRecords(3000, maxBytes === 16 * 1024 ? 11 : 12, 60);
+      m.add(recs);
+      const bytes = encode(recs);
+      const log = openLog({ maxBytes });
+      const reading = collect(log.read({ follow: true, maxChunkBytes: 100 }));
+      const r = rng(5);
+      // Pieces cut anywhere (inside timestamps, headers, content), as a writer that is not atomic would.
+      for (let at = 0; at < bytes.length;) {
+        const n = 1 + Math.floor(r() * 3000);
+        appendFileSync(path, bytes.subarray(at, at + n));
+        at += n;
+        if (r() < 0.3) await sleep(1);
+      }
+      log.finish();
+      const items = await within(reading, 10_000);
+      checkChunks(m, items, 100);
+      let next = 0;
+      for (const i of items) {
+        if (isSkip(i)) next += i.skipped;
+        else {
+          expect(i.offset).toBe(next);
+          next += i.data.length;
+        }
+      }
+      expect(next).toBe(m.combined.length);
+      if (maxBytes === Number.POSITIVE_INFINITY) expect(bytesOf(items).equals(m.combined)).toBe(true);
+      else expect(log.storedBytes).toBeLessThanOrEqual(maxBytes);
+      log.close();
+    }
+  });
+
+  it('with watch: true keeps the cap while nobody reads', async () => {
+    const maxBytes = 16 * 1024;
+    const log = openLog({ maxBytes, watch: true });
+    for (let i = 0; i < 10; i++) appendFileSync(path, encode(randomRecords(100, i, 100)));
+    for (let t = 0; t < 40 && log.storedBytes === 0; t++) await sleep(50);
+    await sleep(300); // the watcher's scans settle
+    expect(log.startOffset).toBeGreaterThan(0);
+    expect(log.storedBytes).toBeLessThanOrEqual(maxBytes);
+    expect(statSync(path).blocks * 512).toBeLessThanOrEqual(maxBytes + 2 * 4096);
+  });
+
   it('keeps memory bounded while a paused follower does not pull', async () => {
     const maxBytes = 4 * 1024 * 1024;
     const log = openLog({ maxBytes });

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { watch, type FSWatcher } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import {
   MALFORMED as MALFORMED_,
   NEED_MORE as NEED_MORE_,
@@ -21,7 +22,10 @@ export interface LogChunk {
   data: Buffer;
   /** Combined offset (stdout and stderr bytes in file order) of `data[0]`. */
   offset: number;
-  /** When conmon read the first of these bytes. */
+  /**
+   * When conmon read the first of these bytes (ms precision). A record whose timestamp does not parse gets
+   * the time of the record before it (the epoch if there is none).
+   */
   time: Date;
 }
 
@@ -51,7 +55,10 @@ export interface JobLogOptions {
    * punching then fails. Persist it before returning: punching follows immediately.
    */
   onCheckpoint?: (checkpoint: LogCheckpoint) => void;
-  /** Problems that cost no data: fallocate failing, unreadable file. */
+  /**
+   * Problems that cost no data: fallocate or `onCheckpoint` failing (punching then stops for this JobLog),
+   * the file becoming unreadable.
+   */
   onWarning?: (message: string, error?: unknown) => void;
   /**
    * Watch the file until `finish()` even without followers, so the cap holds while nobody reads.
@@ -78,6 +85,7 @@ export interface ReadOptions {
 }
 
 const KiB = 1024;
+const MiB = 1024 * KiB;
 const DEFAULT_CHUNK = 64 * KiB;
 const POLL_MS = 250;
 const FALLOCATE_TIMEOUT_MS = 30_000;
@@ -92,8 +100,9 @@ const NEED_MORE = NEED_MORE_;
  * stderr, addressed by combined offsets that stay stable while the start of the file is punched away.
  *
  * Counters and a sparse index (file position ↔ combined offset at record starts) come from an incremental
- * scan (`refresh()`); readers only ever read what the scan has validated, so a torn last line is never
- * handed out and every reader computes the same offsets as the counters.
+ * scan (`refresh()`). Readers start at a record start the scan found and then parse on their own with the
+ * same rules, so they count the same offsets as the scan; neither consumes a torn last line before its
+ * "\n" is there.
  */
 export class JobLog {
   private readonly maxBytes: number;
@@ -127,6 +136,8 @@ export class JobLog {
 
   private followers = 0;
   private watcher: FSWatcher | null = null;
+  /** The watcher is on the directory, waiting for the file to be created. */
+  private watchingDir = false;
   private poll: NodeJS.Timeout | null = null;
   private readonly waiters = new Set<() => void>();
 
@@ -304,7 +315,10 @@ export class JobLog {
   private async scanToEnd(): Promise<void> {
     const fh = await this.handle();
     if (!fh) return;
-    const cur = (this.scanCursor ??= new RecordCursor(64 * KiB));
+    // Reads of up to 4 MiB, four times a reader's: scanning and readers take turns on the event loop, and
+    // the bigger share is what lets the scan (and so the punching) stay ahead of a writer that outpaces a
+    // follower, instead of being held to the follower's pace.
+    const cur = (this.scanCursor ??= new RecordCursor(64 * KiB, 4 * MiB));
     const rec = this.scanRec;
     // Always from the last record start: a torn line from the previous scan is read again whole.
     cur.seek(this.scanPos);
@@ -372,8 +386,11 @@ export class JobLog {
     try {
       this.onCheckpoint?.(next);
     } catch (err) {
+      // Never zero what a restart could not skip. Like a failing fallocate, this ends punching for this
+      // JobLog (a reopened one tries again) rather than retrying, and warning, on every scan.
       this.setStart(prev);
-      this.warn(`persisting the log checkpoint of ${this.path} failed; not punching`, err);
+      this.punchDisabled = true;
+      this.warn(`persisting the log checkpoint of ${this.path} failed; the log is not capped`, err);
       return;
     }
     try {
@@ -433,7 +450,7 @@ export class JobLog {
     // The poll covers what inotify misses: the file not existing yet, coalesced or dropped events.
     if (!this.poll) {
       this.poll = setInterval(() => {
-        if (!this.watcher) this.tryWatch();
+        if (!this.watcher || this.watchingDir) this.tryWatch();
         void this.refresh();
       }, POLL_MS);
       this.poll.unref();
@@ -442,7 +459,7 @@ export class JobLog {
   }
 
   private tryWatch(): void {
-    if (this.watcher || this.closed || this.finishing) return;
+    if (this.closed || this.finishing || (this.watcher && !this.watchingDir)) return;
     try {
       const w = watch(this.path, { persistent: false }, (event) => {
         // After a rename the watch follows an inode that is no longer the log; the poll re-establishes it.
@@ -450,9 +467,26 @@ export class JobLog {
         void this.refresh();
       });
       w.on('error', () => this.dropWatcher(w));
+      if (this.watcher) this.dropWatcher(this.watcher);
       this.watcher = w;
+      this.watchingDir = false;
+      return;
     } catch {
-      // Typically ENOENT before conmon created the file: the poll goes on and tries again.
+      // Typically ENOENT before conmon created the file: watch the directory for it to appear.
+    }
+    if (this.watcher) return;
+    try {
+      const name = basename(this.path);
+      const w = watch(dirname(this.path), { persistent: false }, (_event, filename) => {
+        if (filename !== null && filename !== name) return;
+        this.tryWatch();
+        void this.refresh();
+      });
+      w.on('error', () => this.dropWatcher(w));
+      this.watcher = w;
+      this.watchingDir = true;
+    } catch {
+      // No directory either: the poll goes on and tries again.
     }
   }
 
@@ -527,7 +561,9 @@ export class JobLog {
       let lastPartial: boolean | undefined;
       let off = b.off;
       cur.seek(b.pos);
-      while ((await cur.fill(fh, limit)) > 0) {
+      for (;;) {
+        const got = await cur.fill(fh, limit);
+        if (got === 0) break;
         if (this.startFilePos > b.pos || this.closed) return this.startOff; // punched meanwhile
         for (let st = cur.next(rec); st !== NEED_MORE; st = cur.next(rec)) {
           if (st === MALFORMED) continue;
@@ -538,6 +574,7 @@ export class JobLog {
             if (!rec.partial) ends.push(off);
           }
         }
+        if (got < cur.requested) break; // the file ends before the limit: truncated
       }
       if (remaining < 0) {
         if (lastPartial === undefined) continue; // nothing of the stream(s) in this segment
@@ -661,7 +698,8 @@ export class JobLog {
               cOffset = recOff + s;
               cTime = lastTime;
             }
-            const n2 = Math.min(len - s, maxChunk - cSize);
+            const room = maxChunk - cSize;
+            const n2 = len - s < room ? len - s : room;
             cur.buf.copy(cBuf, cSize, base + s, base + s + n2);
             cSize += n2;
             s += n2;

@@ -53,7 +53,8 @@ const TS_MAX = 64;
 
 /**
  * Sequential reader of the records of one file range, through a shared file handle and one buffer that
- * grows (up to {@link MAX_LINE}) only while reads fill it, so an idle follower holds little memory.
+ * grows (up to `maxSize`, at least {@link MAX_LINE}) only while reads fill it, so an idle follower holds
+ * little memory.
  *
  * `next()` is synchronous (one call per record, no promise per record); when the buffer holds no further
  * complete line, the caller awaits `fill()`, which rereads from the first unconsumed byte. A torn line at
@@ -70,8 +71,11 @@ export class RecordCursor {
   /** How many bytes the last `fill()` asked for. */
   requested = 0;
 
-  constructor(initialSize: number) {
-    this.buf = Buffer.allocUnsafe(Math.min(initialSize, MAX_LINE));
+  private readonly maxSize: number;
+
+  constructor(initialSize: number, maxSize: number = MAX_LINE) {
+    this.maxSize = Math.max(maxSize, MAX_LINE);
+    this.buf = Buffer.allocUnsafe(Math.min(initialSize, this.maxSize));
     this.view = this.buf.subarray(0, 0);
   }
 
@@ -106,9 +110,9 @@ export class RecordCursor {
     // Grow when the previous read filled the buffer and more is wanted: big reads are what makes a busy
     // log fast, small buffers are what makes an idle follower cheap. Growing up to MAX_LINE is also what
     // lets a line that does not fit be read whole, or recognised as overlong.
-    if (this.len === this.buf.length && want > this.buf.length && this.buf.length < MAX_LINE) {
+    if (this.len === this.buf.length && want > this.buf.length && this.buf.length < this.maxSize) {
       this.buf = Buffer.allocUnsafe(
-        Math.min(MAX_LINE, Math.max(this.buf.length * 2, Math.min(want, MAX_LINE))),
+        Math.min(this.maxSize, Math.max(this.buf.length * 2, Math.min(want, this.maxSize))),
       );
     }
     this.requested = Math.min(this.buf.length, want);
