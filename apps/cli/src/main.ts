@@ -1,9 +1,10 @@
 #!/usr/bin/env node
+import { errorText, exitCodeForError } from './errors';
 import { buildProgram } from './program';
 
 buildProgram()
   .parseAsync(process.argv)
   .catch((err: unknown) => {
-    process.stderr.write(`aether: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    process.stderr.write(`aether: ${errorText(err)}\n`);
+    process.exitCode = exitCodeForError(err);
   });

@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import { defaultClientConfigPath } from '@aether/config';
 import { auditCommand } from './commands/audit';
+import { doctorCommand } from './commands/doctor';
 import { healthCommand } from './commands/health';
+import { jobsCommand } from './commands/jobs';
 import { policyCommand } from './commands/policy';
 import { pkiCommand } from './commands/pki';
 import { tokenCommand } from './commands/token';
@@ -21,6 +23,8 @@ export function buildProgram(): Command {
       '\nThe client configuration defaults to $AETHER_CONFIG, else ~/.aether/config.yaml; certificates default to ~/.aether/pki/.',
     );
   program.addCommand(healthCommand());
+  program.addCommand(doctorCommand());
+  program.addCommand(jobsCommand());
   program.addCommand(pkiCommand());
   program.addCommand(tokenCommand());
   program.addCommand(policyCommand());

@@ -116,7 +116,13 @@ export function defaultJobsConfig(): JobsConfig {
       maxLogBytes: 4 * 1024 * 1024 * 1024,
     },
     profiles: {
-      unsandboxed: { seccomp: false, noNewPrivileges: false, unprivileged: false, capabilities: [], hostPid: false },
+      unsandboxed: {
+        seccomp: false,
+        noNewPrivileges: false,
+        unprivileged: false,
+        capabilities: [],
+        hostPid: false,
+      },
     },
     retentionSeconds: 0,
   };

@@ -212,7 +212,10 @@ export class Stack {
     for (const d of [...this.daemons.keys()].reverse()) await this.stop(d);
     const runc = (args: string[]): string => {
       try {
-        return execFileSync('runc', [`--root=${this.jobsRuntimeRoot}`, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        return execFileSync('runc', [`--root=${this.jobsRuntimeRoot}`, ...args], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        });
       } catch {
         return '';
       }

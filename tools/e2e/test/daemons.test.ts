@@ -50,9 +50,14 @@ describe('the three daemons over mTLS Unix sockets', () => {
   it('answers a contract method that is not built yet with UNIMPLEMENTED and a typed ErrorInfo', async () => {
     const client = stack.client();
     const err = await client
-      .call(client.artifacts, 'listArtifacts', artifactsV1.ListArtifactsRequest.fromPartial({ pageSize: 10 }), {
-        requestId: 'req-unimpl-1',
-      })
+      .call(
+        client.artifacts,
+        'listArtifacts',
+        artifactsV1.ListArtifactsRequest.fromPartial({ pageSize: 10 }),
+        {
+          requestId: 'req-unimpl-1',
+        },
+      )
       .catch((e: unknown) => e);
     client.close();
     expect(err).toBeInstanceOf(RpcError);

@@ -30,7 +30,8 @@ const submit = (c: AetherClient, spec: jobsV1.JobSpec, token?: string): Promise<
 
 /** Submits a job that policy must allow; returns it. */
 const submitOk = async (c: AetherClient, spec: jobsV1.JobSpec, token?: string): Promise<jobsV1.Job> =>
-  (await c.call(c.jobs, 'submitJob', jobsV1.SubmitJobRequest.fromPartial({ spec }), token ? { token } : {})).job!;
+  (await c.call(c.jobs, 'submitJob', jobsV1.SubmitJobRequest.fromPartial({ spec }), token ? { token } : {}))
+    .job!;
 
 describe('governance: Cedar policy and capability tokens on real daemons', () => {
   let stack: Stack;

@@ -5,7 +5,11 @@ import { serverStreamCall } from '@aether/rpc';
 export const MiB = 1024 * 1024;
 export const { JobState } = jobsV1;
 
-export function spec(argv: string[], over: Partial<jobsV1.JobSpec> = {}, res: Partial<jobsV1.Resources> = {}): jobsV1.JobSpec {
+export function spec(
+  argv: string[],
+  over: Partial<jobsV1.JobSpec> = {},
+  res: Partial<jobsV1.Resources> = {},
+): jobsV1.JobSpec {
   return jobsV1.JobSpec.fromPartial({
     argv,
     resources: { cpuMillicores: 1000, memoryBytes: BigInt(256 * MiB), pidsMax: 256, ...res },
@@ -20,31 +24,56 @@ export async function submit(c: AetherClient, s: jobsV1.JobSpec, idempotencyKey 
 }
 
 export async function wait(c: AetherClient, name: string, timeoutMs = 60_000): Promise<jobsV1.Job> {
-  const res = await c.call(c.jobs, 'waitJob', { name, waitTimeout: durationFromMs(timeoutMs) }, { timeoutMs: timeoutMs + 5_000 });
-  if (!res.terminal) throw new Error(`${name} still ${jobsV1.jobStateToJSON(res.job!.state)} after ${timeoutMs} ms`);
+  const res = await c.call(
+    c.jobs,
+    'waitJob',
+    { name, waitTimeout: durationFromMs(timeoutMs) },
+    { timeoutMs: timeoutMs + 5_000 },
+  );
+  if (!res.terminal)
+    throw new Error(`${name} still ${jobsV1.jobStateToJSON(res.job!.state)} after ${timeoutMs} ms`);
   return res.job!;
 }
 
 /** Submits, waits for the end, returns the job and its stdout+stderr. */
-export async function run(c: AetherClient, s: jobsV1.JobSpec, timeoutMs = 60_000): Promise<{ job: jobsV1.Job; out: string }> {
+export async function run(
+  c: AetherClient,
+  s: jobsV1.JobSpec,
+  timeoutMs = 60_000,
+): Promise<{ job: jobsV1.Job; out: string }> {
   const job = await wait(c, (await submit(c, s)).name, timeoutMs);
   return { job, out: await logs(c, job.name) };
 }
 
-export async function logs(c: AetherClient, name: string, req: Partial<jobsV1.StreamJobLogsRequest> = {}): Promise<string> {
+export async function logs(
+  c: AetherClient,
+  name: string,
+  req: Partial<jobsV1.StreamJobLogsRequest> = {},
+): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const m of serverStreamCall(c.jobs.streamJobLogs.bind(c.jobs), jobsV1.StreamJobLogsRequest.fromPartial({ name, ...req }))) chunks.push(m.data);
+  for await (const m of serverStreamCall(
+    c.jobs.streamJobLogs.bind(c.jobs),
+    jobsV1.StreamJobLogsRequest.fromPartial({ name, ...req }),
+  ))
+    chunks.push(m.data);
   return Buffer.concat(chunks).toString();
 }
 
 /** Polls the job's log until `text` appears (the job is ready for what the test does next). */
-export async function waitForOutput(c: AetherClient, name: string, text: string, timeoutMs = 20_000): Promise<void> {
+export async function waitForOutput(
+  c: AetherClient,
+  name: string,
+  text: string,
+  timeoutMs = 20_000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if ((await logs(c, name)).includes(text)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`${name}: ${JSON.stringify(text)} did not appear in ${timeoutMs} ms; log: ${await logs(c, name)}`);
+  throw new Error(
+    `${name}: ${JSON.stringify(text)} did not appear in ${timeoutMs} ms; log: ${await logs(c, name)}`,
+  );
 }
 
 export const stateName = (s: jobsV1.JobState): string => jobsV1.jobStateToJSON(s).replace('JOB_STATE_', '');

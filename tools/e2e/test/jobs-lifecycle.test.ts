@@ -20,7 +20,8 @@ function hostProcesses(marker: string): number[] {
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
-      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') === marker) pids.push(Number(p));
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') === marker)
+        pids.push(Number(p));
     } catch {
       // Exited meanwhile.
     }
@@ -54,7 +55,11 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
     expect(types).toEqual(['SUBMITTED', 'STARTING', 'STARTED', 'EXITED', 'CLEANED_UP']);
     expect(job.spec?.resources?.pidsMax).toBe(256);
     expect(job.spec?.stopSignal).toBe('SIGTERM');
-    const listed = await admin.call(admin.jobs, 'listJobs', jobsV1.ListJobsRequest.fromPartial({ labelSelector: 'team=a', states: [JobState.JOB_STATE_SUCCEEDED] }));
+    const listed = await admin.call(
+      admin.jobs,
+      'listJobs',
+      jobsV1.ListJobsRequest.fromPartial({ labelSelector: 'team=a', states: [JobState.JOB_STATE_SUCCEEDED] }),
+    );
     expect(listed.jobs.map((j) => j.name)).toEqual([job.name]);
   });
 
@@ -71,7 +76,14 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
   });
 
   it('stops a job that handles SIGTERM as STOPPED after its handler ran', async () => {
-    const job = await submit(admin, spec(['/bin/sh', '-c', 'trap "echo handled TERM; exit 0" TERM; echo ready; while :; do sleep 0.1; done']));
+    const job = await submit(
+      admin,
+      spec([
+        '/bin/sh',
+        '-c',
+        'trap "echo handled TERM; exit 0" TERM; echo ready; while :; do sleep 0.1; done',
+      ]),
+    );
     await waitForOutput(admin, job.name, 'ready');
     await admin.call(admin.jobs, 'stopJob', { name: job.name });
     const done = await wait(admin, job.name);
@@ -82,7 +94,10 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
   it('kills a job that ignores SIGTERM after the grace period, children included', async () => {
     const job = await submit(
       admin,
-      spec(['/bin/sh', '-c', 'trap "" TERM; sleep 4242 & sleep 4243 & echo ready; while :; do sleep 0.1; done'], { stopGracePeriod: durationFromMs(1_000) }),
+      spec(
+        ['/bin/sh', '-c', 'trap "" TERM; sleep 4242 & sleep 4243 & echo ready; while :; do sleep 0.1; done'],
+        { stopGracePeriod: durationFromMs(1_000) },
+      ),
     );
     await waitForOutput(admin, job.name, 'ready');
     expect(hostProcesses('sleep 4242').length).toBe(1);
@@ -97,13 +112,19 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
   });
 
   it('ends a job past its runtime limit TIMED_OUT', async () => {
-    const { job } = await run(admin, spec(['/bin/sleep', '30'], { timeout: durationFromMs(1_000), stopGracePeriod: durationFromMs(500) }));
+    const { job } = await run(
+      admin,
+      spec(['/bin/sleep', '30'], { timeout: durationFromMs(1_000), stopGracePeriod: durationFromMs(500) }),
+    );
     expect(stateName(job.state)).toBe('TIMED_OUT');
     expect(job.failureReason).toMatch(/runtime limit/);
   });
 
   it('KillJob ends a job KILLED at once; SignalJob delivers a signal and records it', async () => {
-    const job = await submit(admin, spec(['/bin/sh', '-c', 'trap "echo got USR1" USR1; echo ready; while :; do sleep 0.1; done']));
+    const job = await submit(
+      admin,
+      spec(['/bin/sh', '-c', 'trap "echo got USR1" USR1; echo ready; while :; do sleep 0.1; done']),
+    );
     await waitForOutput(admin, job.name, 'ready');
     await admin.call(admin.jobs, 'signalJob', { name: job.name, signal: 'usr1', allProcesses: false });
     await waitForOutput(admin, job.name, 'got USR1');
@@ -111,16 +132,24 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
     const done = await wait(admin, job.name);
     expect(stateName(done.state)).toBe('KILLED');
     expect(done.events.some((e) => e.message.startsWith('SIGUSR1'))).toBe(true);
-    const again = await failure(admin.call(admin.jobs, 'signalJob', { name: job.name, signal: 'TERM', allProcesses: false }));
+    const again = await failure(
+      admin.call(admin.jobs, 'signalJob', { name: job.name, signal: 'TERM', allProcesses: false }),
+    );
     expect(again.code).toBe(status.FAILED_PRECONDITION);
     expect(again.reason).toBe('JOB_NOT_RUNNING');
   });
 
   it('streams logs from an offset, as a tail, and following until the job ends', async () => {
-    const job = await submit(admin, spec(['/bin/sh', '-c', 'for i in 1 2 3 4 5; do echo line$i; sleep 0.2; done; echo err >&2']));
+    const job = await submit(
+      admin,
+      spec(['/bin/sh', '-c', 'for i in 1 2 3 4 5; do echo line$i; sleep 0.2; done; echo err >&2']),
+    );
     const followed: Buffer[] = [];
     let lastOffset = -1n;
-    for await (const m of serverStreamCall(admin.jobs.streamJobLogs.bind(admin.jobs), jobsV1.StreamJobLogsRequest.fromPartial({ name: job.name, follow: true }))) {
+    for await (const m of serverStreamCall(
+      admin.jobs.streamJobLogs.bind(admin.jobs),
+      jobsV1.StreamJobLogsRequest.fromPartial({ name: job.name, follow: true }),
+    )) {
       expect(m.offset).toBeGreaterThan(lastOffset);
       lastOffset = m.offset;
       followed.push(m.data);
@@ -128,14 +157,23 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
     const done = await admin.call(admin.jobs, 'getJob', { name: job.name });
     expect(stateName(done.job!.state)).toBe('SUCCEEDED');
     expect(Buffer.concat(followed).toString()).toBe('line1\nline2\nline3\nline4\nline5\nerr\n');
-    expect(await logs(admin, job.name, { start: { $case: 'offset', value: 6n } })).toBe('line2\nline3\nline4\nline5\nerr\n');
-    expect(await logs(admin, job.name, { start: { $case: 'tailLines', value: 2 }, stream: jobsV1.LogStream.LOG_STREAM_STDOUT })).toBe('line4\nline5\n');
+    expect(await logs(admin, job.name, { start: { $case: 'offset', value: 6n } })).toBe(
+      'line2\nline3\nline4\nline5\nerr\n',
+    );
+    expect(
+      await logs(admin, job.name, {
+        start: { $case: 'tailLines', value: 2 },
+        stream: jobsV1.LogStream.LOG_STREAM_STDOUT,
+      }),
+    ).toBe('line4\nline5\n');
     const beyond = await failure(logs(admin, job.name, { start: { $case: 'offset', value: 10_000n } }));
     expect(beyond.code).toBe(status.OUT_OF_RANGE);
   });
 
   it('queues jobs beyond the concurrency limit, and a queued job can be cancelled', async () => {
-    const blockers = await Promise.all(Array.from({ length: 8 }, () => submit(admin, spec(['/bin/sleep', '30']))));
+    const blockers = await Promise.all(
+      Array.from({ length: 8 }, () => submit(admin, spec(['/bin/sleep', '30']))),
+    );
     const queued = await submit(admin, spec(['/bin/true']));
     expect(stateName(queued.state)).toBe('PENDING');
     expect(queued.queuePosition).toBe(1);
@@ -183,33 +221,85 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
       ['.. in cwd', { cwd: '/work/../../etc' }, {}, status.INVALID_ARGUMENT, 'spec.cwd'],
       ['a cwd outside /work', { cwd: '/etc' }, {}, status.INVALID_ARGUMENT, 'spec.cwd'],
       ['negative memory', {}, { memoryBytes: -1n }, status.INVALID_ARGUMENT, 'spec.resources.memory_bytes'],
-      ['absurd memory', {}, { memoryBytes: 1n << 60n }, status.INVALID_ARGUMENT, 'spec.resources.memory_bytes'],
+      [
+        'absurd memory',
+        {},
+        { memoryBytes: 1n << 60n },
+        status.INVALID_ARGUMENT,
+        'spec.resources.memory_bytes',
+      ],
       ['negative cpu', {}, { cpuMillicores: -5 }, status.INVALID_ARGUMENT, 'spec.resources.cpu_millicores'],
-      ['absurd cpu', {}, { cpuMillicores: 10_000_000 }, status.INVALID_ARGUMENT, 'spec.resources.cpu_millicores'],
+      [
+        'absurd cpu',
+        {},
+        { cpuMillicores: 10_000_000 },
+        status.INVALID_ARGUMENT,
+        'spec.resources.cpu_millicores',
+      ],
       ['negative pids', {}, { pidsMax: -1 }, status.INVALID_ARGUMENT, 'spec.resources.pids_max'],
-      ['a negative timeout', { timeout: { seconds: -5n, nanos: 0 } }, {}, status.INVALID_ARGUMENT, 'spec.timeout'],
+      [
+        'a negative timeout',
+        { timeout: { seconds: -5n, nanos: 0 } },
+        {},
+        status.INVALID_ARGUMENT,
+        'spec.timeout',
+      ],
       ['SIGKILL as stop signal', { stopSignal: 'KILL' }, {}, status.INVALID_ARGUMENT, 'spec.stop_signal'],
       ['an unknown profile', { sandboxProfile: 'nope' }, {}, status.INVALID_ARGUMENT, 'spec.sandbox_profile'],
-      ['a mount outside the allowlist', { mounts: [{ hostPath: '/etc', containerPath: '/data', readOnly: true }] }, {}, status.PERMISSION_DENIED, 'spec.mounts[0].host_path'],
-      ['a mount onto /proc', { mounts: [{ hostPath: '/etc', containerPath: '/proc/x', readOnly: true }] }, {}, status.INVALID_ARGUMENT, 'spec.mounts[0].container_path'],
-      ['a 10 MB argv', { argv: ['/bin/echo', 'x'.repeat(10 * 1024 * 1024)] }, {}, status.RESOURCE_EXHAUSTED, 'spec.argv'],
+      [
+        'a mount outside the allowlist',
+        { mounts: [{ hostPath: '/etc', containerPath: '/data', readOnly: true }] },
+        {},
+        status.PERMISSION_DENIED,
+        'spec.mounts[0].host_path',
+      ],
+      [
+        'a mount onto /proc',
+        { mounts: [{ hostPath: '/etc', containerPath: '/proc/x', readOnly: true }] },
+        {},
+        status.INVALID_ARGUMENT,
+        'spec.mounts[0].container_path',
+      ],
+      [
+        'a 10 MB argv',
+        { argv: ['/bin/echo', 'x'.repeat(10 * 1024 * 1024)] },
+        {},
+        status.RESOURCE_EXHAUSTED,
+        'spec.argv',
+      ],
     ];
     it.each(cases)('%s', async (_what, over, res, code, field) => {
-      const before = (await admin.call(admin.jobs, 'listJobs', jobsV1.ListJobsRequest.fromPartial({ pageSize: 1000 }))).jobs.length;
+      const before = (
+        await admin.call(admin.jobs, 'listJobs', jobsV1.ListJobsRequest.fromPartial({ pageSize: 1000 }))
+      ).jobs.length;
       const err = await failure(submit(admin, spec(over.argv ?? ['/bin/true'], over, res)));
       expect(err.code).toBe(code);
       expect(err.message).toContain(field);
-      const after = (await admin.call(admin.jobs, 'listJobs', jobsV1.ListJobsRequest.fromPartial({ pageSize: 1000 }))).jobs.length;
+      const after = (
+        await admin.call(admin.jobs, 'listJobs', jobsV1.ListJobsRequest.fromPartial({ pageSize: 1000 }))
+      ).jobs.length;
       expect(after).toBe(before);
       const health = await admin.health('aetherd');
       expect(health.status).toBe('SERVING');
     });
 
     it('rejects malformed names, selectors and stream requests', async () => {
-      expect((await failure(admin.call(admin.jobs, 'getJob', { name: 'jobs/../x' }))).reason).toBe('INVALID_NAME');
-      expect((await failure(admin.call(admin.jobs, 'listJobs', jobsV1.ListJobsRequest.fromPartial({ labelSelector: '=x' })))).reason).toBe('INVALID_LABEL_SELECTOR');
-      expect((await failure(admin.call(admin.jobs, 'getJob', { name: 'jobs/01aaaaaaaaaaaaaaaaaaaaaaaa' }))).code).toBe(status.NOT_FOUND);
-      const neg = await failure(logs(admin, 'jobs/01aaaaaaaaaaaaaaaaaaaaaaaa', { start: { $case: 'offset', value: -1n } }));
+      expect((await failure(admin.call(admin.jobs, 'getJob', { name: 'jobs/../x' }))).reason).toBe(
+        'INVALID_NAME',
+      );
+      expect(
+        (
+          await failure(
+            admin.call(admin.jobs, 'listJobs', jobsV1.ListJobsRequest.fromPartial({ labelSelector: '=x' })),
+          )
+        ).reason,
+      ).toBe('INVALID_LABEL_SELECTOR');
+      expect(
+        (await failure(admin.call(admin.jobs, 'getJob', { name: 'jobs/01aaaaaaaaaaaaaaaaaaaaaaaa' }))).code,
+      ).toBe(status.NOT_FOUND);
+      const neg = await failure(
+        logs(admin, 'jobs/01aaaaaaaaaaaaaaaaaaaaaaaa', { start: { $case: 'offset', value: -1n } }),
+      );
       expect(neg.code).toBe(status.INVALID_ARGUMENT);
     });
   });
@@ -226,7 +316,10 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
     let next = 0n;
     const follower = (async () => {
       try {
-        for await (const m of serverStreamCall(admin.jobs.streamJobLogs.bind(admin.jobs), jobsV1.StreamJobLogsRequest.fromPartial({ name: job.name, follow: true }))) {
+        for await (const m of serverStreamCall(
+          admin.jobs.streamJobLogs.bind(admin.jobs),
+          jobsV1.StreamJobLogsRequest.fromPartial({ name: job.name, follow: true }),
+        )) {
           seen.push(m.data);
           next = m.offset + BigInt(m.data.length);
         }
@@ -245,7 +338,14 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
     const client = stack.client();
     try {
       const rest: Buffer[] = [];
-      for await (const m of serverStreamCall(client.jobs.streamJobLogs.bind(client.jobs), jobsV1.StreamJobLogsRequest.fromPartial({ name: job.name, follow: true, start: { $case: 'offset', value: next } }))) {
+      for await (const m of serverStreamCall(
+        client.jobs.streamJobLogs.bind(client.jobs),
+        jobsV1.StreamJobLogsRequest.fromPartial({
+          name: job.name,
+          follow: true,
+          start: { $case: 'offset', value: next },
+        }),
+      )) {
         rest.push(m.data);
       }
       const whole = Buffer.concat([...seen, ...rest]).toString();

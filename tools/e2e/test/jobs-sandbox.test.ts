@@ -58,7 +58,14 @@ describe('jobs: the sandbox and its limits (runc, as root)', () => {
   });
 
   it('ends a memory hog over its limit OOM_KILLED, with the peak memory recorded', async () => {
-    const { job } = await run(admin, spec(['/bin/sh', '-c', 'head -c 300m /dev/zero | tail; echo survived'], {}, { memoryBytes: BigInt(32 * MiB) }));
+    const { job } = await run(
+      admin,
+      spec(
+        ['/bin/sh', '-c', 'head -c 300m /dev/zero | tail; echo survived'],
+        {},
+        { memoryBytes: BigInt(32 * MiB) },
+      ),
+    );
     expect(stateName(job.state)).toBe('OOM_KILLED');
     expect(job.exitStatus?.oomKilled).toBe(true);
     expect(job.failureReason).toMatch(/out of memory/);
@@ -70,7 +77,11 @@ describe('jobs: the sandbox and its limits (runc, as root)', () => {
   it('holds a fork bomb at pids max while the host stays responsive', async () => {
     const bomb = await submit(
       admin,
-      spec(['/bin/bash', '-c', 'echo start; bomb() { bomb | bomb & }; bomb; sleep 30'], { timeout: durationFromMs(4_000), stopGracePeriod: durationFromMs(500) }, { pidsMax: 64 }),
+      spec(
+        ['/bin/bash', '-c', 'echo start; bomb() { bomb | bomb & }; bomb; sleep 30'],
+        { timeout: durationFromMs(4_000), stopGracePeriod: durationFromMs(500) },
+        { pidsMax: 64 },
+      ),
     );
     await waitForOutput(admin, bomb.name, 'start');
     await new Promise((r) => setTimeout(r, 1_500));
@@ -86,7 +97,11 @@ describe('jobs: the sandbox and its limits (runc, as root)', () => {
   it('gives a busy loop at 200 millicores about 20 % of one CPU', async () => {
     const { job } = await run(
       admin,
-      spec(['/bin/sh', '-c', 'end=$(( $(date +%s) + 4 )); while [ $(date +%s) -lt $end ]; do :; done'], {}, { cpuMillicores: 200 }),
+      spec(
+        ['/bin/sh', '-c', 'end=$(( $(date +%s) + 4 )); while [ $(date +%s) -lt $end ]; do :; done'],
+        {},
+        { cpuMillicores: 200 },
+      ),
     );
     expect(stateName(job.state)).toBe('SUCCEEDED');
     const cpuMs = msFromDuration(job.usage!.cpuUser!) + msFromDuration(job.usage!.cpuSystem!);
@@ -96,8 +111,13 @@ describe('jobs: the sandbox and its limits (runc, as root)', () => {
   }, 60_000);
 
   it('refuses a job whose cwd escapes /work before anything runs', async () => {
-    await expect(submit(admin, spec(['/bin/true'], { cwd: '/work/../etc' }))).rejects.toMatchObject({ reason: 'INVALID_ARGUMENT' });
-    const { job, out } = await run(admin, spec(['/bin/sh', '-c', 'pwd; touch here'], { cwd: '/work/sub/dir' }));
+    await expect(submit(admin, spec(['/bin/true'], { cwd: '/work/../etc' }))).rejects.toMatchObject({
+      reason: 'INVALID_ARGUMENT',
+    });
+    const { job, out } = await run(
+      admin,
+      spec(['/bin/sh', '-c', 'pwd; touch here'], { cwd: '/work/sub/dir' }),
+    );
     expect(stateName(job.state)).toBe('SUCCEEDED');
     expect(out.trim()).toBe('/work/sub/dir');
     expect(await logs(admin, job.name, { stream: 2 })).toBe('');

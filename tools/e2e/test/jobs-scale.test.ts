@@ -7,15 +7,26 @@ import { spec, stateName, submit, wait } from './jobs-helpers';
 
 /** Everything a finished job could leave behind on the host. */
 function leftovers(stack: Stack): Record<string, string[]> {
-  const containers = (JSON.parse(execFileSync('runc', [`--root=${stack.jobsRuntimeRoot}`, 'list', '--format', 'json'], { encoding: 'utf8' }) || 'null') ?? []) as { id: string }[];
+  const containers = (JSON.parse(
+    execFileSync('runc', [`--root=${stack.jobsRuntimeRoot}`, 'list', '--format', 'json'], {
+      encoding: 'utf8',
+    }) || 'null',
+  ) ?? []) as { id: string }[];
   const cgroups: string[] = [];
   for (const ctrl of readdirSync('/sys/fs/cgroup')) {
     const dir = join('/sys/fs/cgroup', ctrl, stack.jobsCgroupParent);
-    if (existsSync(dir)) cgroups.push(...readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `${ctrl}/${d.name}`));
+    if (existsSync(dir))
+      cgroups.push(
+        ...readdirSync(dir, { withFileTypes: true })
+          .filter((d) => d.isDirectory())
+          .map((d) => `${ctrl}/${d.name}`),
+      );
   }
   const jobsDir = join(stack.dir, 'state', 'aetherd', 'jobs');
   const bundles = readdirSync(jobsDir).filter((d) => existsSync(join(jobsDir, d, 'bundle')));
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(stack.dir));
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(stack.dir));
   const monitors: string[] = [];
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
@@ -49,13 +60,16 @@ describe('jobs at scale: nothing is left behind (runc, as root)', () => {
   it('runs 1,000 sequential short jobs and leaves no container, cgroup, mount, bundle or process', async () => {
     for (let i = 0; i < 1000; i++) {
       const job = await wait(admin, (await submit(admin, spec(['/bin/true']))).name);
-      if (stateName(job.state) !== 'SUCCEEDED') throw new Error(`job ${i} ended ${stateName(job.state)}: ${job.failureReason}`);
+      if (stateName(job.state) !== 'SUCCEEDED')
+        throw new Error(`job ${i} ended ${stateName(job.state)}: ${job.failureReason}`);
     }
     expect(leftovers(stack)).toEqual(NOTHING);
   }, 600_000);
 
   it('runs 200 concurrent short jobs and leaves nothing behind', async () => {
-    const jobs = await Promise.all(Array.from({ length: 200 }, (_, i) => submit(admin, spec(['/bin/sh', '-c', `echo job ${i}`]))));
+    const jobs = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => submit(admin, spec(['/bin/sh', '-c', `echo job ${i}`]))),
+    );
     const done = await Promise.all(jobs.map((j) => wait(admin, j.name, 120_000)));
     expect(done.map((j) => stateName(j.state))).toEqual(Array(200).fill('SUCCEEDED'));
     expect(leftovers(stack)).toEqual(NOTHING);

@@ -1,9 +1,7 @@
 import { status as Status } from '@grpc/grpc-js';
 import { RpcError } from '@aether/rpc';
 
-type Requirement =
-  | { op: 'eq' | 'ne'; key: string; value: string }
-  | { op: 'exists' | 'absent'; key: string };
+type Requirement = { op: 'eq' | 'ne'; key: string; value: string } | { op: 'exists' | 'absent'; key: string };
 
 const KEY = /^[a-z0-9][a-z0-9._/-]{0,62}$/;
 
@@ -12,7 +10,10 @@ const KEY = /^[a-z0-9][a-z0-9._/-]{0,62}$/;
  * must hold — `key=value`, `key!=value`, `key` (present), `!key` (absent). INVALID_ARGUMENT /
  * INVALID_LABEL_SELECTOR when malformed.
  */
-export function parseLabelSelector(selector: string, field = 'label_selector'): (labels: Record<string, string>) => boolean {
+export function parseLabelSelector(
+  selector: string,
+  field = 'label_selector',
+): (labels: Record<string, string>) => boolean {
   if (selector.trim() === '') return () => true;
   const reqs: Requirement[] = [];
   for (const raw of selector.split(',')) {
@@ -25,9 +26,14 @@ export function parseLabelSelector(selector: string, field = 'label_selector'): 
     else if (part.startsWith('!')) req = { op: 'absent', key: part.slice(1).trim() };
     else req = { op: 'exists', key: part };
     if (!KEY.test(req.key))
-      throw new RpcError(Status.INVALID_ARGUMENT, 'INVALID_LABEL_SELECTOR', `${field}: ${JSON.stringify(part)} is not a requirement (key=value, key!=value, key or !key)`, {
-        fieldViolations: [{ field, description: `malformed requirement ${JSON.stringify(part)}` }],
-      });
+      throw new RpcError(
+        Status.INVALID_ARGUMENT,
+        'INVALID_LABEL_SELECTOR',
+        `${field}: ${JSON.stringify(part)} is not a requirement (key=value, key!=value, key or !key)`,
+        {
+          fieldViolations: [{ field, description: `malformed requirement ${JSON.stringify(part)}` }],
+        },
+      );
     reqs.push(req);
   }
   return (labels) =>

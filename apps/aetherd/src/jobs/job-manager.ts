@@ -1,5 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  watch,
+  writeFileSync,
+  type FSWatcher,
+} from 'node:fs';
 import { join } from 'node:path';
 import { status as Status } from '@grpc/grpc-js';
 import type { JobsConfig } from '@aether/config';
@@ -19,7 +29,7 @@ import { BASE_ENV, checkMountAllowed, deviceNodes, signalOf } from './job-spec';
 import {
   JobEventType,
   JobState,
-  JobStore,
+  type JobStore,
   isTerminal,
   type JobEventRecord,
   type JobExit,
@@ -30,7 +40,7 @@ import {
 } from './job-store';
 import { JobLog } from './logs/job-log';
 import { listJobCgroups, readCgroupStats, removeJobCgroup } from './runtime/cgroup-stats';
-import { OciRuntime, RuntimeError } from './runtime/oci-runtime';
+import { type OciRuntime, RuntimeError } from './runtime/oci-runtime';
 
 /** The jobs configuration with its directory resolved. */
 export type ResolvedJobsConfig = JobsConfig & { dir: string };
@@ -72,7 +82,9 @@ export function newJobId(now = Date.now()): string {
 }
 
 function jobNotFound(id: string): RpcError {
-  return new RpcError(Status.NOT_FOUND, 'JOB_NOT_FOUND', `jobs/${id} not found`, { metadata: { resource: `jobs/${id}` } });
+  return new RpcError(Status.NOT_FOUND, 'JOB_NOT_FOUND', `jobs/${id} not found`, {
+    metadata: { resource: `jobs/${id}` },
+  });
 }
 
 function describeExit(exit: JobExit): string {
@@ -110,11 +122,14 @@ export class JobManager {
 
   /** Reconciles records with the runtime and the monitors, then starts watching exits and the queue. */
   async start(): Promise<void> {
-    for (const d of [this.o.config.dir, this.exitDir, this.socketDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
+    for (const d of [this.o.config.dir, this.exitDir, this.socketDir])
+      mkdirSync(d, { recursive: true, mode: 0o700 });
     this.exitWatcher = watch(this.exitDir, (_event, name) => {
       if (name) this.onExitFile(String(name));
     });
-    this.exitWatcher.on('error', (err) => this.o.log.error({ err }, 'job exit watcher failed; falling back to the periodic sweep'));
+    this.exitWatcher.on('error', (err) =>
+      this.o.log.error({ err }, 'job exit watcher failed; falling back to the periodic sweep'),
+    );
     await this.reconcile();
     // The sweep catches what inotify may miss, samples running jobs' logs (rotation) and applies retention.
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
@@ -143,14 +158,23 @@ export class JobManager {
       const prior = this.o.store.byIdempotencyKey(input.actor, input.idempotencyKey);
       if (prior && Date.now() - prior.createTime < IDEMPOTENCY_WINDOW_MS) {
         if (prior.specHash !== specHash)
-          throw Object.assign(new AlreadyExistsError(`jobs/${prior.id}`, `idempotency key ${JSON.stringify(input.idempotencyKey)} was used for jobs/${prior.id} with a different spec`), {});
+          throw Object.assign(
+            new AlreadyExistsError(
+              `jobs/${prior.id}`,
+              `idempotency key ${JSON.stringify(input.idempotencyKey)} was used for jobs/${prior.id} with a different spec`,
+            ),
+            {},
+          );
         return prior;
       }
       if (prior) this.o.store.update(prior.id, { idempotencyKey: '' });
     }
     this.checkIsolation(input.spec);
     if (this.queue.length >= this.o.config.maxQueued && this.active.size >= this.o.config.maxConcurrent)
-      throw new ResourceExhaustedError(`the job queue is full (${this.o.config.maxQueued} jobs waiting)`, 'QUEUE_FULL');
+      throw new ResourceExhaustedError(
+        `the job queue is full (${this.o.config.maxQueued} jobs waiting)`,
+        'QUEUE_FULL',
+      );
     const now = Date.now();
     const id = newJobId(now);
     const job = this.o.store.insert(
@@ -165,12 +189,21 @@ export class JobManager {
         idempotencyKey: input.idempotencyKey,
         specHash,
       },
-      { time: now, type: JobEventType.JOB_EVENT_TYPE_SUBMITTED, message: `submitted: ${input.spec.argv.join(' ').slice(0, 200)}`, actor: input.actor },
+      {
+        time: now,
+        type: JobEventType.JOB_EVENT_TYPE_SUBMITTED,
+        message: `submitted: ${input.spec.argv.join(' ').slice(0, 200)}`,
+        actor: input.actor,
+      },
     );
     this.emit(job, this.o.store.events(id)[0]!);
     this.queue.push(id);
     if (this.active.size >= this.o.config.maxConcurrent)
-      this.record(id, {}, { type: JobEventType.JOB_EVENT_TYPE_QUEUED, message: `queued at position ${this.queue.length}` });
+      this.record(
+        id,
+        {},
+        { type: JobEventType.JOB_EVENT_TYPE_QUEUED, message: `queued at position ${this.queue.length}` },
+      );
     this.pump();
     return this.o.store.get(id)!;
   }
@@ -182,15 +215,27 @@ export class JobManager {
   private checkIsolation(spec: jobsV1.JobSpec): void {
     const h = this.o.host;
     if (!h.runtime.working)
-      throw new FailedPreconditionError(`the OCI runtime cannot run jobs on this host: ${h.runtime.error ?? 'not working'}`, 'ISOLATION_UNAVAILABLE', { missing: 'runtime' });
+      throw new FailedPreconditionError(
+        `the OCI runtime cannot run jobs on this host: ${h.runtime.error ?? 'not working'}`,
+        'ISOLATION_UNAVAILABLE',
+        { missing: 'runtime' },
+      );
     if (!h.monitor.working)
-      throw new FailedPreconditionError(`the job monitor (conmon) is unavailable: ${h.monitor.error ?? 'not working'}`, 'ISOLATION_UNAVAILABLE', { missing: 'conmon' });
+      throw new FailedPreconditionError(
+        `the job monitor (conmon) is unavailable: ${h.monitor.error ?? 'not working'}`,
+        'ISOLATION_UNAVAILABLE',
+        { missing: 'conmon' },
+      );
     const devices = deviceNodes(spec);
     try {
       buildOciConfig(this.sandboxOf('dry-run', spec, devices, '/nonexistent'), h);
     } catch (err) {
       if (err instanceof SandboxUnavailableError)
-        throw new FailedPreconditionError(`this host cannot provide what the job needs: ${err.missing.join(', ')}`, 'ISOLATION_UNAVAILABLE', { missing: err.missing.join(',') });
+        throw new FailedPreconditionError(
+          `this host cannot provide what the job needs: ${err.missing.join(', ')}`,
+          'ISOLATION_UNAVAILABLE',
+          { missing: err.missing.join(',') },
+        );
       throw err;
     }
   }
@@ -199,7 +244,15 @@ export class JobManager {
     const name = spec.sandboxProfile;
     const p = name ? this.o.config.profiles[name] : undefined;
     if (!p) return DEFAULT_PROFILE;
-    return { name, seccomp: p.seccomp, noNewPrivileges: p.noNewPrivileges, unprivileged: p.unprivileged, capabilities: p.capabilities, hostPid: p.hostPid, readOnlySystem: true };
+    return {
+      name,
+      seccomp: p.seccomp,
+      noNewPrivileges: p.noNewPrivileges,
+      unprivileged: p.unprivileged,
+      capabilities: p.capabilities,
+      hostPid: p.hostPid,
+      readOnlySystem: true,
+    };
   }
 
   private sandboxOf(id: string, spec: jobsV1.JobSpec, devices: string[], jobDir: string): JobSandbox {
@@ -251,14 +304,20 @@ export class JobManager {
       const job = this.o.store.get(id);
       if (!job || job.state !== JobState.JOB_STATE_PENDING) continue;
       this.active.add(id);
-      this.startJob(job).catch((err: unknown) => this.o.log.error({ err, jobId: id }, 'job start failed unexpectedly'));
+      this.startJob(job).catch((err: unknown) =>
+        this.o.log.error({ err, jobId: id }, 'job start failed unexpectedly'),
+      );
     }
   }
 
   private async startJob(job: JobRecord): Promise<void> {
     const id = job.id;
     const dir = this.jobDir(id);
-    this.record(id, { state: JobState.JOB_STATE_STARTING }, { type: JobEventType.JOB_EVENT_TYPE_STARTING, message: `starting under ${this.o.config.runtime}` });
+    this.record(
+      id,
+      { state: JobState.JOB_STATE_STARTING },
+      { type: JobEventType.JOB_EVENT_TYPE_STARTING, message: `starting under ${this.o.config.runtime}` },
+    );
     let created = false;
     try {
       const bundle = join(dir, 'bundle');
@@ -294,7 +353,11 @@ export class JobManager {
       const timeoutMs = job.spec.timeout ? msFromDuration(job.spec.timeout) : 0;
       const started = this.record(
         id,
-        { state: JobState.JOB_STATE_RUNNING, startTime: now, ...(timeoutMs > 0 ? { timeoutAt: now + timeoutMs } : {}) },
+        {
+          state: JobState.JOB_STATE_RUNNING,
+          startTime: now,
+          ...(timeoutMs > 0 ? { timeoutAt: now + timeoutMs } : {}),
+        },
         { type: JobEventType.JOB_EVENT_TYPE_STARTED, message: `started, pid ${pid}` },
       );
       this.armTimers(started);
@@ -302,13 +365,22 @@ export class JobManager {
       if (started.stop) await this.sendStop(started, started.stop);
       if (existsSync(join(this.exitDir, id))) this.onExitFile(id);
     } catch (err) {
-      const message = err instanceof RuntimeError || err instanceof SandboxUnavailableError || err instanceof RpcError ? err.message : String(err);
+      const message =
+        err instanceof RuntimeError || err instanceof SandboxUnavailableError || err instanceof RpcError
+          ? err.message
+          : String(err);
       if (!(err instanceof RuntimeError)) this.o.log.error({ err, jobId: id }, 'job could not be started');
       if (created) await this.o.runtime.delete(id, true).catch(() => undefined);
       this.cleanupFiles(id);
       this.record(
         id,
-        { state: JobState.JOB_STATE_START_FAILED, endTime: Date.now(), failureReason: message, pid: 0, cleanedUp: true },
+        {
+          state: JobState.JOB_STATE_START_FAILED,
+          endTime: Date.now(),
+          failureReason: message,
+          pid: 0,
+          cleanedUp: true,
+        },
         { type: JobEventType.JOB_EVENT_TYPE_START_FAILED, message },
       );
       this.settle(id);
@@ -365,7 +437,14 @@ export class JobManager {
       // The cgroup was already gone (the job ended while aetherd was down and something removed it):
       // keep the last live sample rather than report zeros as measured.
       const last = this.usageCache.get(id) ?? job.usage;
-      if (last) Object.assign(usage, { ...last, currentMemoryBytes: 0, currentPids: 0, wallMs: usage.wallMs, sampleTime: end });
+      if (last)
+        Object.assign(usage, {
+          ...last,
+          currentMemoryBytes: 0,
+          currentPids: 0,
+          wallMs: usage.wallMs,
+          sampleTime: end,
+        });
     }
     // Followers end when settle() finishes the log, after the end is recorded: a follower that sees its
     // stream end can rely on the job being terminal.
@@ -375,7 +454,9 @@ export class JobManager {
     const stop = job.stop;
     let state: jobsV1.JobState;
     let failureReason = '';
-    const events: EventInput[] = [{ type: JobEventType.JOB_EVENT_TYPE_EXITED, message: describeExit(exit), actor: '' }];
+    const events: EventInput[] = [
+      { type: JobEventType.JOB_EVENT_TYPE_EXITED, message: describeExit(exit), actor: '' },
+    ];
     if (exit.oomKilled) {
       state = JobState.JOB_STATE_OOM_KILLED;
       failureReason = `out of memory: the job exceeded its memory limit of ${job.spec.resources?.memoryBytes ?? 0n} bytes`;
@@ -415,7 +496,12 @@ export class JobManager {
       ...events,
       ...(problems.length === 0
         ? [{ type: JobEventType.JOB_EVENT_TYPE_CLEANED_UP, message: 'container, cgroup and bundle removed' }]
-        : [{ type: JobEventType.JOB_EVENT_TYPE_CLEANED_UP, message: `cleanup incomplete, retried later: ${problems.join('; ')}` }]),
+        : [
+            {
+              type: JobEventType.JOB_EVENT_TYPE_CLEANED_UP,
+              message: `cleanup incomplete, retried later: ${problems.join('; ')}`,
+            },
+          ]),
     );
     rmSync(join(this.exitDir, id), { force: true });
     rmSync(join(this.jobDir(id), 'persist'), { recursive: true, force: true });
@@ -467,14 +553,33 @@ export class JobManager {
   private armTimers(job: JobRecord): void {
     const list: NodeJS.Timeout[] = [];
     if (job.timeoutAt !== undefined && !job.stop) {
-      const t = setTimeout(() => {
-        const j = this.o.store.get(job.id);
-        if (!j || j.state !== JobState.JOB_STATE_RUNNING || j.stop) return;
-        const graceMs = msFromDuration(j.spec.stopGracePeriod!);
-        const stop: JobStop = { kind: 'timeout', requestedAt: Date.now(), killAt: Date.now() + graceMs, signal: j.spec.stopSignal, actor: '', escalated: false };
-        const after = this.record(j.id, { stop }, { type: JobEventType.JOB_EVENT_TYPE_TIMED_OUT, message: `runtime limit of ${Math.round(msFromDuration(j.spec.timeout!) / 1000)} s reached; stopping` });
-        this.sendStop(after, stop).catch((err: unknown) => this.o.log.error({ err, jobId: j.id }, 'stopping a timed-out job failed'));
-      }, Math.max(0, job.timeoutAt - Date.now()));
+      const t = setTimeout(
+        () => {
+          const j = this.o.store.get(job.id);
+          if (!j || j.state !== JobState.JOB_STATE_RUNNING || j.stop) return;
+          const graceMs = msFromDuration(j.spec.stopGracePeriod!);
+          const stop: JobStop = {
+            kind: 'timeout',
+            requestedAt: Date.now(),
+            killAt: Date.now() + graceMs,
+            signal: j.spec.stopSignal,
+            actor: '',
+            escalated: false,
+          };
+          const after = this.record(
+            j.id,
+            { stop },
+            {
+              type: JobEventType.JOB_EVENT_TYPE_TIMED_OUT,
+              message: `runtime limit of ${Math.round(msFromDuration(j.spec.timeout!) / 1000)} s reached; stopping`,
+            },
+          );
+          this.sendStop(after, stop).catch((err: unknown) =>
+            this.o.log.error({ err, jobId: j.id }, 'stopping a timed-out job failed'),
+          );
+        },
+        Math.max(0, job.timeoutAt - Date.now()),
+      );
       list.push(t);
     }
     if (job.stop && !job.stop.escalated) list.push(this.escalationTimer(job.id, job.stop.killAt));
@@ -482,13 +587,27 @@ export class JobManager {
   }
 
   private escalationTimer(id: string, killAt: number): NodeJS.Timeout {
-    return setTimeout(() => {
-      const j = this.o.store.get(id);
-      if (!j || j.state !== JobState.JOB_STATE_RUNNING || !j.stop || j.stop.escalated) return;
-      const stop = { ...j.stop, escalated: true };
-      this.record(id, { stop }, { type: JobEventType.JOB_EVENT_TYPE_SIGNALLED, message: 'SIGKILL to every process: the grace period ended' });
-      this.o.runtime.kill(id, 'SIGKILL', true).catch((err: unknown) => this.o.log.warn({ err, jobId: id }, 'SIGKILL after the grace period failed'));
-    }, Math.max(0, killAt - Date.now()));
+    return setTimeout(
+      () => {
+        const j = this.o.store.get(id);
+        if (!j || j.state !== JobState.JOB_STATE_RUNNING || !j.stop || j.stop.escalated) return;
+        const stop = { ...j.stop, escalated: true };
+        this.record(
+          id,
+          { stop },
+          {
+            type: JobEventType.JOB_EVENT_TYPE_SIGNALLED,
+            message: 'SIGKILL to every process: the grace period ended',
+          },
+        );
+        this.o.runtime
+          .kill(id, 'SIGKILL', true)
+          .catch((err: unknown) =>
+            this.o.log.warn({ err, jobId: id }, 'SIGKILL after the grace period failed'),
+          );
+      },
+      Math.max(0, killAt - Date.now()),
+    );
   }
 
   private async sendStop(job: JobRecord, stop: JobStop): Promise<void> {
@@ -514,13 +633,22 @@ export class JobManager {
     if (job.stop && (job.stop.kind === 'kill' || job.stop.escalated || !opts.kill)) return job;
     const now = Date.now();
     const graceMs = opts.kill ? 0 : (opts.graceMs ?? msFromDuration(job.spec.stopGracePeriod!));
-    const stop: JobStop = { kind: opts.kill ? 'kill' : 'stop', requestedAt: now, killAt: now + graceMs, signal: opts.kill ? 'SIGKILL' : job.spec.stopSignal, actor, escalated: opts.kill };
+    const stop: JobStop = {
+      kind: opts.kill ? 'kill' : 'stop',
+      requestedAt: now,
+      killAt: now + graceMs,
+      signal: opts.kill ? 'SIGKILL' : job.spec.stopSignal,
+      actor,
+      escalated: opts.kill,
+    };
     const after = this.record(
       id,
       { stop },
       {
         type: opts.kill ? JobEventType.JOB_EVENT_TYPE_SIGNALLED : JobEventType.JOB_EVENT_TYPE_STOP_REQUESTED,
-        message: opts.kill ? 'SIGKILL to every process' : `${stop.signal} to every process; SIGKILL in ${graceMs / 1000} s`,
+        message: opts.kill
+          ? 'SIGKILL to every process'
+          : `${stop.signal} to every process; SIGKILL in ${graceMs / 1000} s`,
         actor,
       },
     );
@@ -531,20 +659,41 @@ export class JobManager {
   async signal(id: string, actor: string, signal: string, all: boolean): Promise<JobRecord> {
     const job = this.get(id);
     if (job.state !== JobState.JOB_STATE_RUNNING)
-      throw new FailedPreconditionError(`jobs/${id} is ${jobsV1.jobStateToJSON(job.state).replace('JOB_STATE_', '')}, not RUNNING`, 'JOB_NOT_RUNNING');
+      throw new FailedPreconditionError(
+        `jobs/${id} is ${jobsV1.jobStateToJSON(job.state).replace('JOB_STATE_', '')}, not RUNNING`,
+        'JOB_NOT_RUNNING',
+      );
     await this.o.runtime.kill(id, signal, all).catch((err: unknown) => {
-      throw new FailedPreconditionError(`could not signal jobs/${id}: ${(err as Error).message}`, 'JOB_NOT_RUNNING');
+      throw new FailedPreconditionError(
+        `could not signal jobs/${id}: ${(err as Error).message}`,
+        'JOB_NOT_RUNNING',
+      );
     });
-    return this.record(id, {}, { type: JobEventType.JOB_EVENT_TYPE_SIGNALLED, message: `${signal} to ${all ? 'every process' : 'the main process'}`, actor });
+    return this.record(
+      id,
+      {},
+      {
+        type: JobEventType.JOB_EVENT_TYPE_SIGNALLED,
+        message: `${signal} to ${all ? 'every process' : 'the main process'}`,
+        actor,
+      },
+    );
   }
 
   cancel(id: string, actor: string): JobRecord {
     const job = this.get(id);
     if (job.state !== JobState.JOB_STATE_PENDING)
-      throw new FailedPreconditionError(`jobs/${id} has left the queue (${jobsV1.jobStateToJSON(job.state).replace('JOB_STATE_', '')}); use StopJob or KillJob`, 'JOB_NOT_PENDING');
+      throw new FailedPreconditionError(
+        `jobs/${id} has left the queue (${jobsV1.jobStateToJSON(job.state).replace('JOB_STATE_', '')}); use StopJob or KillJob`,
+        'JOB_NOT_PENDING',
+      );
     const i = this.queue.indexOf(id);
     if (i >= 0) this.queue.splice(i, 1);
-    const done = this.record(id, { state: JobState.JOB_STATE_CANCELLED, endTime: Date.now(), cleanedUp: true }, { type: JobEventType.JOB_EVENT_TYPE_CANCELLED, message: 'cancelled while queued', actor });
+    const done = this.record(
+      id,
+      { state: JobState.JOB_STATE_CANCELLED, endTime: Date.now(), cleanedUp: true },
+      { type: JobEventType.JOB_EVENT_TYPE_CANCELLED, message: 'cancelled while queued', actor },
+    );
     for (const w of this.waiters.get(id) ?? []) w();
     this.waiters.delete(id);
     return done;
@@ -553,7 +702,10 @@ export class JobManager {
   async delete(id: string): Promise<void> {
     const job = this.get(id);
     if (!isTerminal(job.state))
-      throw new FailedPreconditionError(`jobs/${id} is ${jobsV1.jobStateToJSON(job.state).replace('JOB_STATE_', '')}; stop or kill it before deleting`, 'JOB_NOT_TERMINAL');
+      throw new FailedPreconditionError(
+        `jobs/${id} is ${jobsV1.jobStateToJSON(job.state).replace('JOB_STATE_', '')}; stop or kill it before deleting`,
+        'JOB_NOT_TERMINAL',
+      );
     if (!job.cleanedUp) await this.removeContainer(id);
     this.cleanupFiles(id, true);
     this.o.store.delete(id);
@@ -632,9 +784,13 @@ export class JobManager {
   }
 
   /** Log counters of a running job as last scanned (the sweep refreshes them every second). */
-  liveLogCounters(id: string): { stdoutBytes: number; stderrBytes: number; logStartOffset: number } | undefined {
+  liveLogCounters(
+    id: string,
+  ): { stdoutBytes: number; stderrBytes: number; logStartOffset: number } | undefined {
     const log = this.logs.get(id);
-    return log && { stdoutBytes: log.stdoutBytes, stderrBytes: log.stderrBytes, logStartOffset: log.startOffset };
+    return (
+      log && { stdoutBytes: log.stdoutBytes, stderrBytes: log.stderrBytes, logStartOffset: log.startOffset }
+    );
   }
 
   /** Whether `logOf` returned a log the caller must close itself. */
@@ -645,7 +801,11 @@ export class JobManager {
 
   // ---- bookkeeping -----------------------------------------------------------------------------------
 
-  private record(id: string, patch: Parameters<JobStore['update']>[1], ...input: (EventInput | undefined)[]): JobRecord {
+  private record(
+    id: string,
+    patch: Parameters<JobStore['update']>[1],
+    ...input: (EventInput | undefined)[]
+  ): JobRecord {
     const time = Date.now();
     const events = input
       .filter((e): e is EventInput => e !== undefined)
@@ -667,12 +827,18 @@ export class JobManager {
     if (this.closed) return;
     for (const id of this.active) {
       const job = this.o.store.get(id);
-      if (job?.state === JobState.JOB_STATE_RUNNING && existsSync(join(this.exitDir, id))) this.onExitFile(id);
+      if (job?.state === JobState.JOB_STATE_RUNNING && existsSync(join(this.exitDir, id)))
+        this.onExitFile(id);
     }
-    for (const [id, log] of this.logs) log.refresh().catch((err: unknown) => this.o.log.warn({ err, jobId: id }, 'reading the job log failed'));
+    for (const [id, log] of this.logs)
+      log
+        .refresh()
+        .catch((err: unknown) => this.o.log.warn({ err, jobId: id }, 'reading the job log failed'));
     if (this.o.config.retentionSeconds > 0) {
       for (const id of this.o.store.endedBefore(Date.now() - this.o.config.retentionSeconds * 1000)) {
-        this.delete(id).catch((err: unknown) => this.o.log.warn({ err, jobId: id }, 'retention: could not delete a job'));
+        this.delete(id).catch((err: unknown) =>
+          this.o.log.warn({ err, jobId: id }, 'retention: could not delete a job'),
+        );
       }
     }
   }
@@ -685,7 +851,11 @@ export class JobManager {
   private async reconcile(): Promise<void> {
     const containers = new Map((await this.o.runtime.list().catch(() => [])).map((c) => [c.id, c]));
     const live = new Set<string>();
-    for (const job of this.o.store.inStates([JobState.JOB_STATE_PENDING, JobState.JOB_STATE_STARTING, JobState.JOB_STATE_RUNNING])) {
+    for (const job of this.o.store.inStates([
+      JobState.JOB_STATE_PENDING,
+      JobState.JOB_STATE_STARTING,
+      JobState.JOB_STATE_RUNNING,
+    ])) {
       if (job.state === JobState.JOB_STATE_PENDING) {
         this.queue.push(job.id);
         continue;
@@ -695,14 +865,33 @@ export class JobManager {
       if (job.state === JobState.JOB_STATE_RUNNING && exited) {
         live.add(job.id);
         this.active.add(job.id);
-        this.record(job.id, {}, { type: JobEventType.JOB_EVENT_TYPE_REATTACHED, message: 'aetherd restarted; the job had ended meanwhile, recording its exit' });
+        this.record(
+          job.id,
+          {},
+          {
+            type: JobEventType.JOB_EVENT_TYPE_REATTACHED,
+            message: 'aetherd restarted; the job had ended meanwhile, recording its exit',
+          },
+        );
         this.onExitFile(job.id);
         continue;
       }
-      if (job.state === JobState.JOB_STATE_RUNNING && c && (c.status === 'running' || c.status === 'paused') && monitorAlive(job.monitorPid)) {
+      if (
+        job.state === JobState.JOB_STATE_RUNNING &&
+        c &&
+        (c.status === 'running' || c.status === 'paused') &&
+        monitorAlive(job.monitorPid)
+      ) {
         live.add(job.id);
         this.active.add(job.id);
-        const j = this.record(job.id, {}, { type: JobEventType.JOB_EVENT_TYPE_REATTACHED, message: `re-attached after an aetherd restart (pid ${job.pid}, monitor ${job.monitorPid})` });
+        const j = this.record(
+          job.id,
+          {},
+          {
+            type: JobEventType.JOB_EVENT_TYPE_REATTACHED,
+            message: `re-attached after an aetherd restart (pid ${job.pid}, monitor ${job.monitorPid})`,
+          },
+        );
         this.armTimers(j);
         continue;
       }
@@ -717,7 +906,13 @@ export class JobManager {
       this.cleanupFiles(job.id);
       this.record(
         job.id,
-        { state: JobState.JOB_STATE_LOST, endTime: Date.now(), failureReason: reason, pid: 0, cleanedUp: problems.length === 0 },
+        {
+          state: JobState.JOB_STATE_LOST,
+          endTime: Date.now(),
+          failureReason: reason,
+          pid: 0,
+          cleanedUp: problems.length === 0,
+        },
         { type: JobEventType.JOB_EVENT_TYPE_LOST, message: reason },
       );
       this.o.log.warn({ jobId: job.id, reason }, 'job lost');
@@ -725,7 +920,11 @@ export class JobManager {
     // Containers in our runtime root that no live job owns.
     for (const [id] of containers) {
       if (live.has(id)) continue;
-      await this.o.runtime.delete(id, true).catch((err: unknown) => this.o.log.warn({ err, container: id }, 'could not remove an orphaned container'));
+      await this.o.runtime
+        .delete(id, true)
+        .catch((err: unknown) =>
+          this.o.log.warn({ err, container: id }, 'could not remove an orphaned container'),
+        );
       this.o.log.warn({ container: id }, 'removed a container no running job owns');
     }
     // Cgroups under our parent that no live job owns (e.g. the runtime state was lost with a reboot).
@@ -742,7 +941,8 @@ export class JobManager {
     }
     for (const entry of readdirSync(this.o.config.dir, { withFileTypes: true })) {
       if (!entry.isDirectory() || ['exits', 'sockets'].includes(entry.name)) continue;
-      if (!this.o.store.get(entry.name)) rmSync(join(this.o.config.dir, entry.name), { recursive: true, force: true });
+      if (!this.o.store.get(entry.name))
+        rmSync(join(this.o.config.dir, entry.name), { recursive: true, force: true });
     }
   }
 }

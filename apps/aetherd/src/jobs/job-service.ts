@@ -24,17 +24,30 @@ const MAX_TAIL_LINES = 100_000;
 export function jobIdOf(name: string, field = 'name'): string {
   const m = NAME.exec(name);
   if (!m)
-    throw new RpcError(Status.INVALID_ARGUMENT, 'INVALID_NAME', `${field}: ${JSON.stringify(name.slice(0, 100))} is not a job name (jobs/<26-character id>)`, {
-      fieldViolations: [{ field, description: 'must be jobs/<id>' }],
-    });
+    throw new RpcError(
+      Status.INVALID_ARGUMENT,
+      'INVALID_NAME',
+      `${field}: ${JSON.stringify(name.slice(0, 100))} is not a job name (jobs/<26-character id>)`,
+      {
+        fieldViolations: [{ field, description: 'must be jobs/<id>' }],
+      },
+    );
   return m[1]!;
 }
 
-const byName = (req: { name: string }): ResourceRef => ({ type: 'job', id: jobIdOf(req.name), attributes: {} });
+const byName = (req: { name: string }): ResourceRef => ({
+  type: 'job',
+  id: jobIdOf(req.name),
+  attributes: {},
+});
 const validateName = (req: { name: string }): void => void jobIdOf(req.name);
 
 /** A job as the API shows it. */
-export function jobToProto(job: JobRecord, manager: JobManager, view: jobsV1.JobView = jobsV1.JobView.JOB_VIEW_FULL): jobsV1.Job {
+export function jobToProto(
+  job: JobRecord,
+  manager: JobManager,
+  view: jobsV1.JobView = jobsV1.JobView.JOB_VIEW_FULL,
+): jobsV1.Job {
   const usage = manager.usage(job);
   const exit = job.exit;
   const full = view !== jobsV1.JobView.JOB_VIEW_BASIC;
@@ -48,7 +61,12 @@ export function jobToProto(job: JobRecord, manager: JobManager, view: jobsV1.Job
     startTime: job.startTime !== undefined ? timestampFromDate(new Date(job.startTime)) : undefined,
     endTime: job.endTime !== undefined ? timestampFromDate(new Date(job.endTime)) : undefined,
     exitStatus: exit
-      ? { ...(exit.code !== undefined ? { exitCode: exit.code } : {}), signal: exit.signal ?? '', oomKilled: exit.oomKilled, coreDumped: false }
+      ? {
+          ...(exit.code !== undefined ? { exitCode: exit.code } : {}),
+          signal: exit.signal ?? '',
+          oomKilled: exit.oomKilled,
+          coreDumped: false,
+        }
       : undefined,
     usage: usage
       ? {
@@ -64,7 +82,14 @@ export function jobToProto(job: JobRecord, manager: JobManager, view: jobsV1.Job
         }
       : undefined,
     events: full
-      ? manager.store.events(job.id).map((e) => ({ time: timestampFromDate(new Date(e.time)), type: e.type, message: e.message, actor: e.actor }))
+      ? manager.store
+          .events(job.id)
+          .map((e) => ({
+            time: timestampFromDate(new Date(e.time)),
+            type: e.type,
+            message: e.message,
+            actor: e.actor,
+          }))
       : [],
     failureReason: job.failureReason,
     stdoutBytes: BigInt(job.stdoutBytes),
@@ -87,12 +112,21 @@ function withLiveLog(job: JobRecord, manager: JobManager): JobRecord {
 function intentOf(spec: jobsV1.JobSpec, ctx: CallContext): string {
   const fromMeta = ctx.intentId ?? '';
   if (spec.intentId && fromMeta && spec.intentId !== fromMeta)
-    throw new InvalidArgumentError([{ field: 'spec.intent_id', description: `${spec.intentId} differs from the x-aether-intent-id metadata (${fromMeta})` }]);
+    throw new InvalidArgumentError([
+      {
+        field: 'spec.intent_id',
+        description: `${spec.intentId} differs from the x-aether-intent-id metadata (${fromMeta})`,
+      },
+    ]);
   return spec.intentId || fromMeta;
 }
 
 /** JobService: the transport of the job runner. Validation and mapping here; behaviour in JobManager. */
-export function jobServiceHandlers(manager: JobManager, config: JobsConfig, host: HostLimits): ServiceHandlers<typeof jobsV1.JobServiceService> {
+export function jobServiceHandlers(
+  manager: JobManager,
+  config: JobsConfig,
+  host: HostLimits,
+): ServiceHandlers<typeof jobsV1.JobServiceService> {
   const show = (job: JobRecord): jobsV1.Job => jobToProto(withLiveLog(job, manager), manager);
   return {
     submitJob: unary<jobsV1.SubmitJobRequest, jobsV1.SubmitJobResponse>({
@@ -104,7 +138,12 @@ export function jobServiceHandlers(manager: JobManager, config: JobsConfig, host
       handle: (req, ctx) => {
         const intentId = intentOf(req.spec!, ctx);
         const spec = withDefaults(req.spec!, config, host, intentId);
-        const job = manager.submit({ spec, actor: ctx.principal.id, intentId, idempotencyKey: req.idempotencyKey });
+        const job = manager.submit({
+          spec,
+          actor: ctx.principal.id,
+          intentId,
+          idempotencyKey: req.idempotencyKey,
+        });
         return Promise.resolve({ job: show(job) });
       },
     }),
@@ -116,7 +155,9 @@ export function jobServiceHandlers(manager: JobManager, config: JobsConfig, host
     listJobs: unary<jobsV1.ListJobsRequest, jobsV1.ListJobsResponse>({
       validate: (req) => {
         const v = new Violations().page(req);
-        req.states.forEach((s, i) => v.check(s > 0 && s in jobsV1.JobState && s !== jobsV1.JobState.UNRECOGNIZED, `states[${i}]`, 'is not a job state'));
+        req.states.forEach((s, i) =>
+          v.check(Number(s) > 0 && Number(s) <= 12, `states[${i}]`, 'is not a job state'),
+        );
         v.throwIfAny();
         parseLabelSelector(req.labelSelector);
       },
@@ -131,8 +172,14 @@ export function jobServiceHandlers(manager: JobManager, config: JobsConfig, host
           accept: (j) => matches(j.spec.labels),
           limit,
         });
-        const view = req.view === jobsV1.JobView.JOB_VIEW_FULL ? jobsV1.JobView.JOB_VIEW_FULL : jobsV1.JobView.JOB_VIEW_BASIC;
-        return Promise.resolve({ jobs: jobs.map((j) => jobToProto(j, manager, view)), nextPageToken: nextBeforeSeq ? String(nextBeforeSeq) : '' });
+        const view =
+          req.view === jobsV1.JobView.JOB_VIEW_FULL
+            ? jobsV1.JobView.JOB_VIEW_FULL
+            : jobsV1.JobView.JOB_VIEW_BASIC;
+        return Promise.resolve({
+          jobs: jobs.map((j) => jobToProto(j, manager, view)),
+          nextPageToken: nextBeforeSeq ? String(nextBeforeSeq) : '',
+        });
       },
     }),
     waitJob: unary<jobsV1.WaitJobRequest, jobsV1.WaitJobResponse>({
@@ -143,9 +190,17 @@ export function jobServiceHandlers(manager: JobManager, config: JobsConfig, host
       },
       resource: byName,
       handle: async (req, ctx) => {
-        const job = await manager.wait(jobIdOf(req.name), req.waitTimeout ? msFromDuration(req.waitTimeout) : 0, ctx.signal);
+        const job = await manager.wait(
+          jobIdOf(req.name),
+          req.waitTimeout ? msFromDuration(req.waitTimeout) : 0,
+          ctx.signal,
+        );
         if (ctx.signal.aborted && ctx.deadline && Date.now() >= ctx.deadline.getTime())
-          throw new RpcError(Status.DEADLINE_EXCEEDED, 'DEADLINE_EXCEEDED', `jobs/${job.id} did not end before the call's deadline`);
+          throw new RpcError(
+            Status.DEADLINE_EXCEEDED,
+            'DEADLINE_EXCEEDED',
+            `jobs/${job.id} did not end before the call's deadline`,
+          );
         return { job: show(job), terminal: job.endTime !== undefined };
       },
     }),
@@ -155,8 +210,16 @@ export function jobServiceHandlers(manager: JobManager, config: JobsConfig, host
         const v = new Violations();
         if (req.start?.$case === 'offset') v.check(req.start.value >= 0n, 'offset', 'must not be negative');
         if (req.start?.$case === 'tailLines')
-          v.check(req.start.value >= 1 && req.start.value <= MAX_TAIL_LINES, 'tail_lines', `must be between 1 and ${MAX_TAIL_LINES}`);
-        v.check(req.stream >= 0 && req.stream <= 2, 'stream', 'must be LOG_STREAM_STDOUT, LOG_STREAM_STDERR or unspecified');
+          v.check(
+            req.start.value >= 1 && req.start.value <= MAX_TAIL_LINES,
+            'tail_lines',
+            `must be between 1 and ${MAX_TAIL_LINES}`,
+          );
+        v.check(
+          Number(req.stream) >= 0 && Number(req.stream) <= 2,
+          'stream',
+          'must be LOG_STREAM_STDOUT, LOG_STREAM_STDERR or unspecified',
+        );
         v.throwIfAny();
       },
       resource: byName,
@@ -166,12 +229,25 @@ export function jobServiceHandlers(manager: JobManager, config: JobsConfig, host
         const shared = manager.isSharedLog(log);
         try {
           await log.refresh();
-          if (req.start?.$case === 'offset' && Number(req.start.value) > log.endOffset && job.endTime !== undefined)
-            throw new RpcError(Status.OUT_OF_RANGE, 'LOG_OFFSET_OUT_OF_RANGE', `offset ${req.start.value} is beyond the end of the log (${log.endOffset})`, {
-              metadata: { end_offset: String(log.endOffset) },
-            });
+          if (
+            req.start?.$case === 'offset' &&
+            Number(req.start.value) > log.endOffset &&
+            job.endTime !== undefined
+          )
+            throw new RpcError(
+              Status.OUT_OF_RANGE,
+              'LOG_OFFSET_OUT_OF_RANGE',
+              `offset ${req.start.value} is beyond the end of the log (${log.endOffset})`,
+              {
+                metadata: { end_offset: String(log.endOffset) },
+              },
+            );
           const stream =
-            req.stream === jobsV1.LogStream.LOG_STREAM_STDOUT ? 'stdout' : req.stream === jobsV1.LogStream.LOG_STREAM_STDERR ? 'stderr' : undefined;
+            req.stream === jobsV1.LogStream.LOG_STREAM_STDOUT
+              ? 'stdout'
+              : req.stream === jobsV1.LogStream.LOG_STREAM_STDERR
+                ? 'stderr'
+                : undefined;
           for await (const item of log.read({
             ...(req.start?.$case === 'offset' ? { from: Number(req.start.value) } : {}),
             ...(req.start?.$case === 'tailLines' ? { tailLines: req.start.value } : {}),
@@ -180,11 +256,20 @@ export function jobServiceHandlers(manager: JobManager, config: JobsConfig, host
             signal: ctx.signal,
           })) {
             if ('skipped' in item) {
-              await send({ stream: jobsV1.LogStream.LOG_STREAM_UNSPECIFIED, data: Buffer.alloc(0), offset: BigInt(log.startOffset), time: undefined, skippedBytes: BigInt(item.skipped) });
+              await send({
+                stream: jobsV1.LogStream.LOG_STREAM_UNSPECIFIED,
+                data: Buffer.alloc(0),
+                offset: BigInt(log.startOffset),
+                time: undefined,
+                skippedBytes: BigInt(item.skipped),
+              });
               continue;
             }
             await send({
-              stream: item.stream === 'stdout' ? jobsV1.LogStream.LOG_STREAM_STDOUT : jobsV1.LogStream.LOG_STREAM_STDERR,
+              stream:
+                item.stream === 'stdout'
+                  ? jobsV1.LogStream.LOG_STREAM_STDOUT
+                  : jobsV1.LogStream.LOG_STREAM_STDERR,
               data: item.data,
               offset: BigInt(item.offset),
               time: timestampFromDate(item.time),
@@ -200,8 +285,17 @@ export function jobServiceHandlers(manager: JobManager, config: JobsConfig, host
       mutates: true,
       validate: (req) => {
         validateName(req);
-        if (req.gracePeriod && (msFromDuration(req.gracePeriod) < 0 || msFromDuration(req.gracePeriod) > config.ceilings.stopGraceSeconds * 1000))
-          throw new InvalidArgumentError([{ field: 'grace_period', description: `must be between 0 and ${config.ceilings.stopGraceSeconds} s` }]);
+        if (
+          req.gracePeriod &&
+          (msFromDuration(req.gracePeriod) < 0 ||
+            msFromDuration(req.gracePeriod) > config.ceilings.stopGraceSeconds * 1000)
+        )
+          throw new InvalidArgumentError([
+            {
+              field: 'grace_period',
+              description: `must be between 0 and ${config.ceilings.stopGraceSeconds} s`,
+            },
+          ]);
       },
       resource: byName,
       handle: async (req, ctx) => {
@@ -216,16 +310,33 @@ export function jobServiceHandlers(manager: JobManager, config: JobsConfig, host
       mutates: true,
       validate: validateName,
       resource: byName,
-      handle: async (req, ctx) => ({ job: show(await manager.stop(jobIdOf(req.name), ctx.principal.id, { kill: true })) }),
+      handle: async (req, ctx) => ({
+        job: show(await manager.stop(jobIdOf(req.name), ctx.principal.id, { kill: true })),
+      }),
     }),
     signalJob: unary<jobsV1.SignalJobRequest, jobsV1.SignalJobResponse>({
       mutates: true,
       validate: (req) => {
         validateName(req);
-        if (!signalName(req.signal)) throw new InvalidArgumentError([{ field: 'signal', description: `${JSON.stringify(req.signal)} is not a signal name (e.g. SIGUSR1, HUP)` }]);
+        if (!signalName(req.signal))
+          throw new InvalidArgumentError([
+            {
+              field: 'signal',
+              description: `${JSON.stringify(req.signal)} is not a signal name (e.g. SIGUSR1, HUP)`,
+            },
+          ]);
       },
       resource: byName,
-      handle: async (req, ctx) => ({ job: show(await manager.signal(jobIdOf(req.name), ctx.principal.id, signalName(req.signal)!, req.allProcesses)) }),
+      handle: async (req, ctx) => ({
+        job: show(
+          await manager.signal(
+            jobIdOf(req.name),
+            ctx.principal.id,
+            signalName(req.signal)!,
+            req.allProcesses,
+          ),
+        ),
+      }),
     }),
     deleteJob: unary<jobsV1.DeleteJobRequest, jobsV1.DeleteJobResponse>({
       mutates: true,
@@ -240,7 +351,8 @@ export function jobServiceHandlers(manager: JobManager, config: JobsConfig, host
       mutates: true,
       validate: validateName,
       resource: byName,
-      handle: (req, ctx) => Promise.resolve({ job: show(manager.cancel(jobIdOf(req.name), ctx.principal.id)) }),
+      handle: (req, ctx) =>
+        Promise.resolve({ job: show(manager.cancel(jobIdOf(req.name), ctx.principal.id)) }),
     }),
   };
 }

@@ -81,7 +81,11 @@ export function validateSubmit(req: jobsV1.SubmitJobRequest, config: JobsConfig,
     return;
   }
   if (req.idempotencyKey !== '')
-    v.check(IDEMPOTENCY_KEY.test(req.idempotencyKey), 'idempotency_key', 'must be 1-128 characters of [A-Za-z0-9._:-]');
+    v.check(
+      IDEMPOTENCY_KEY.test(req.idempotencyKey),
+      'idempotency_key',
+      'must be 1-128 characters of [A-Za-z0-9._:-]',
+    );
 
   // Size first: a 10 MB argv is refused for its size, without scanning it element by element.
   if (spec.argv.length > MAX_ARGV || bytesOf(spec.argv) > MAX_ARGV_BYTES)
@@ -98,7 +102,11 @@ export function validateSubmit(req: jobsV1.SubmitJobRequest, config: JobsConfig,
       { field: 'spec.env' },
     );
 
-  v.check(spec.argv.length > 0, 'spec.argv', 'must not be empty: give the command as argv, e.g. ["/bin/echo", "hi"]');
+  v.check(
+    spec.argv.length > 0,
+    'spec.argv',
+    'must not be empty: give the command as argv, e.g. ["/bin/echo", "hi"]',
+  );
   if (spec.argv.length > 0) v.check(spec.argv[0] !== '', 'spec.argv[0]', 'must not be empty');
   spec.argv.forEach((a, i) => v.check(!a.includes('\0'), `spec.argv[${i}]`, 'must not contain NUL'));
   for (const [k, val] of envEntries) {
@@ -114,17 +122,42 @@ export function validateSubmit(req: jobsV1.SubmitJobRequest, config: JobsConfig,
 
   const r = spec.resources;
   if (r) {
-    v.check(r.cpuMillicores >= 0 && r.cpuMillicores <= host.cpus * 1000, 'spec.resources.cpu_millicores', `must be between 0 and ${host.cpus * 1000} (1000 per host CPU)`);
-    v.check(r.cpuWeight >= 0 && r.cpuWeight <= 10_000, 'spec.resources.cpu_weight', 'must be between 0 and 10000');
+    v.check(
+      r.cpuMillicores >= 0 && r.cpuMillicores <= host.cpus * 1000,
+      'spec.resources.cpu_millicores',
+      `must be between 0 and ${host.cpus * 1000} (1000 per host CPU)`,
+    );
+    v.check(
+      r.cpuWeight >= 0 && r.cpuWeight <= 10_000,
+      'spec.resources.cpu_weight',
+      'must be between 0 and 10000',
+    );
     const mem = Number(r.memoryBytes);
-    v.check(mem === 0 || (mem >= MIN_MEMORY && mem <= host.memoryBytes), 'spec.resources.memory_bytes', `must be 0 (default) or between ${MIN_MEMORY} and the host's ${host.memoryBytes} bytes`);
-    if (r.memorySwapBytes !== undefined) v.check(r.memorySwapBytes >= 0n, 'spec.resources.memory_swap_bytes', 'must not be negative');
-    v.check(r.pidsMax >= 0 && r.pidsMax <= PID_MAX, 'spec.resources.pids_max', `must be between 0 and ${PID_MAX}`);
+    v.check(
+      mem === 0 || (mem >= MIN_MEMORY && mem <= host.memoryBytes),
+      'spec.resources.memory_bytes',
+      `must be 0 (default) or between ${MIN_MEMORY} and the host's ${host.memoryBytes} bytes`,
+    );
+    if (r.memorySwapBytes !== undefined)
+      v.check(r.memorySwapBytes >= 0n, 'spec.resources.memory_swap_bytes', 'must not be negative');
+    v.check(
+      r.pidsMax >= 0 && r.pidsMax <= PID_MAX,
+      'spec.resources.pids_max',
+      `must be between 0 and ${PID_MAX}`,
+    );
     v.check(r.ioReadBps >= 0n, 'spec.resources.io_read_bps', 'must not be negative');
     v.check(r.ioWriteBps >= 0n, 'spec.resources.io_write_bps', 'must not be negative');
-    v.check(r.tmpSizeBytes >= 0n && Number(r.tmpSizeBytes) <= host.memoryBytes, 'spec.resources.tmp_size_bytes', "must be between 0 and the host's memory");
+    v.check(
+      r.tmpSizeBytes >= 0n && Number(r.tmpSizeBytes) <= host.memoryBytes,
+      'spec.resources.tmp_size_bytes',
+      "must be between 0 and the host's memory",
+    );
     v.check(r.maxOutputBytes >= 0n, 'spec.resources.max_output_bytes', 'must not be negative');
-    v.check(r.maxLogBytes === 0n || r.maxLogBytes >= 65_536n, 'spec.resources.max_log_bytes', 'must be 0 (default) or at least 65536');
+    v.check(
+      r.maxLogBytes === 0n || r.maxLogBytes >= 65_536n,
+      'spec.resources.max_log_bytes',
+      'must be 0 (default) or at least 65536',
+    );
   }
   if (!Object.values(NetworkMode).includes(spec.network) || spec.network === NetworkMode.UNRECOGNIZED)
     v.add('spec.network', 'must be NETWORK_MODE_NONE or NETWORK_MODE_HOST');
@@ -132,18 +165,41 @@ export function validateSubmit(req: jobsV1.SubmitJobRequest, config: JobsConfig,
   v.check(spec.mounts.length <= MAX_LIST, 'spec.mounts', `at most ${MAX_LIST}`);
   spec.mounts.forEach((m, i) => {
     const f = `spec.mounts[${i}]`;
-    v.check(m.hostPath.startsWith('/') && !hasDotDot(m.hostPath) && !m.hostPath.includes('\0'), `${f}.host_path`, 'must be an absolute path without ".."');
+    v.check(
+      m.hostPath.startsWith('/') && !hasDotDot(m.hostPath) && !m.hostPath.includes('\0'),
+      `${f}.host_path`,
+      'must be an absolute path without ".."',
+    );
     const target = posix.normalize(m.containerPath || '/');
-    v.check(m.containerPath.startsWith('/') && !hasDotDot(m.containerPath) && !m.containerPath.includes('\0'), `${f}.container_path`, 'must be an absolute path without ".."');
-    v.check(target !== '/' && target !== '/work' && target !== '/tmp' && !FORBIDDEN_TARGETS.some((t) => under(target, t)), `${f}.container_path`, 'must not be /, /work, /tmp, /proc, /dev, /sys or under /proc, /dev, /sys');
+    v.check(
+      m.containerPath.startsWith('/') && !hasDotDot(m.containerPath) && !m.containerPath.includes('\0'),
+      `${f}.container_path`,
+      'must be an absolute path without ".."',
+    );
+    v.check(
+      target !== '/' &&
+        target !== '/work' &&
+        target !== '/tmp' &&
+        !FORBIDDEN_TARGETS.some((t) => under(target, t)),
+      `${f}.container_path`,
+      'must not be /, /work, /tmp, /proc, /dev, /sys or under /proc, /dev, /sys',
+    );
   });
   v.check(spec.devices.length <= MAX_LIST, 'spec.devices', `at most ${MAX_LIST}`);
   spec.devices.forEach((d, i) => {
     const f = `spec.devices[${i}]`;
     if (d.kind === DeviceKind.DEVICE_KIND_CHAR_DEVICE)
-      v.check(d.path.startsWith('/dev/') && !hasDotDot(d.path), `${f}.path`, 'must be a device path under /dev');
+      v.check(
+        d.path.startsWith('/dev/') && !hasDotDot(d.path),
+        `${f}.path`,
+        'must be a device path under /dev',
+      );
     else if (d.kind === DeviceKind.DEVICE_KIND_NVIDIA_GPU)
-      v.check(d.index === undefined || (d.index >= 0 && d.index < 64), `${f}.index`, 'must be between 0 and 63');
+      v.check(
+        d.index === undefined || (d.index >= 0 && d.index < 64),
+        `${f}.index`,
+        'must be between 0 and 63',
+      );
     else v.add(`${f}.kind`, 'must be DEVICE_KIND_NVIDIA_GPU or DEVICE_KIND_CHAR_DEVICE');
   });
 
@@ -151,32 +207,69 @@ export function validateSubmit(req: jobsV1.SubmitJobRequest, config: JobsConfig,
     const ms = msFromDuration(spec.timeout);
     v.check(ms >= 0, 'spec.timeout', 'must not be negative');
     if (config.ceilings.timeoutSeconds > 0)
-      v.check(ms <= config.ceilings.timeoutSeconds * 1000, 'spec.timeout', `must be at most ${config.ceilings.timeoutSeconds} s`);
+      v.check(
+        ms <= config.ceilings.timeoutSeconds * 1000,
+        'spec.timeout',
+        `must be at most ${config.ceilings.timeoutSeconds} s`,
+      );
   }
   if (spec.stopSignal !== '') {
     const sig = signalName(spec.stopSignal);
     v.check(sig !== undefined, 'spec.stop_signal', 'is not a signal name (e.g. SIGTERM, INT)');
-    v.check(sig !== 'SIGKILL' && sig !== 'SIGSTOP', 'spec.stop_signal', 'must not be SIGKILL or SIGSTOP (use KillJob)');
+    v.check(
+      !['SIGKILL', 'SIGSTOP'].includes(sig ?? ''),
+      'spec.stop_signal',
+      'must not be SIGKILL or SIGSTOP (use KillJob)',
+    );
   }
   if (spec.stopGracePeriod) {
     const ms = msFromDuration(spec.stopGracePeriod);
-    v.check(ms >= 0 && ms <= config.ceilings.stopGraceSeconds * 1000, 'spec.stop_grace_period', `must be between 0 and ${config.ceilings.stopGraceSeconds} s`);
+    v.check(
+      ms >= 0 && ms <= config.ceilings.stopGraceSeconds * 1000,
+      'spec.stop_grace_period',
+      `must be between 0 and ${config.ceilings.stopGraceSeconds} s`,
+    );
   }
   const labels = Object.entries(spec.labels);
   v.check(labels.length <= MAX_LIST, 'spec.labels', `at most ${MAX_LIST}`);
   for (const [k, val] of labels) {
-    v.check(LABEL_KEY.test(k), `spec.labels[${JSON.stringify(k)}]`, 'key must be 1-63 characters of [a-z0-9._/-] starting with a letter or digit');
-    v.check(Buffer.byteLength(val) <= 256, `spec.labels[${JSON.stringify(k)}]`, 'value must be at most 256 bytes');
+    v.check(
+      LABEL_KEY.test(k),
+      `spec.labels[${JSON.stringify(k)}]`,
+      'key must be 1-63 characters of [a-z0-9._/-] starting with a letter or digit',
+    );
+    v.check(
+      Buffer.byteLength(val) <= 256,
+      `spec.labels[${JSON.stringify(k)}]`,
+      'value must be at most 256 bytes',
+    );
   }
-  if (spec.sandboxProfile !== '' && spec.sandboxProfile !== 'default' && !(spec.sandboxProfile in config.profiles))
-    throw new RpcError(Status.INVALID_ARGUMENT, 'UNKNOWN_SANDBOX_PROFILE', `spec.sandbox_profile: no profile ${JSON.stringify(spec.sandboxProfile)} is configured (known: default${Object.keys(config.profiles).map((p) => `, ${p}`).join('')})`, { fieldViolations: [{ field: 'spec.sandbox_profile', description: 'unknown profile' }] });
+  if (
+    spec.sandboxProfile !== '' &&
+    spec.sandboxProfile !== 'default' &&
+    !(spec.sandboxProfile in config.profiles)
+  )
+    throw new RpcError(
+      Status.INVALID_ARGUMENT,
+      'UNKNOWN_SANDBOX_PROFILE',
+      `spec.sandbox_profile: no profile ${JSON.stringify(spec.sandboxProfile)} is configured (known: default${Object.keys(
+        config.profiles,
+      )
+        .map((p) => `, ${p}`)
+        .join('')})`,
+      { fieldViolations: [{ field: 'spec.sandbox_profile', description: 'unknown profile' }] },
+    );
   v.check(spec.outputs.length <= MAX_LIST, 'spec.outputs', `at most ${MAX_LIST}`);
   v.check(spec.inputArtifacts.length <= MAX_LIST, 'spec.input_artifacts', `at most ${MAX_LIST}`);
   v.throwIfAny();
 
   // Well-formed; now what this host's configuration allows.
   if (spec.outputs.length > 0 || spec.inputArtifacts.length > 0)
-    throw new RpcError(Status.UNIMPLEMENTED, 'ARTIFACTS_UNAVAILABLE', 'spec.outputs and spec.input_artifacts need the artifact store, which this aetherd does not provide yet');
+    throw new RpcError(
+      Status.UNIMPLEMENTED,
+      'ARTIFACTS_UNAVAILABLE',
+      'spec.outputs and spec.input_artifacts need the artifact store, which this aetherd does not provide yet',
+    );
   checkCeilings(spec, config);
   for (const [i, m] of spec.mounts.entries()) checkMountAllowed(m, i, config);
 }
@@ -186,7 +279,11 @@ function checkCeilings(spec: jobsV1.JobSpec, config: JobsConfig): void {
   const r = spec.resources;
   const over = (field: string, value: number, ceiling: number): void => {
     if (ceiling > 0 && value > ceiling)
-      throw new PermissionDeniedError(`${field} = ${value} is above the configured ceiling of ${ceiling}`, 'LIMIT_ABOVE_CEILING', { field });
+      throw new PermissionDeniedError(
+        `${field} = ${value} is above the configured ceiling of ${ceiling}`,
+        'LIMIT_ABOVE_CEILING',
+        { field },
+      );
   };
   if (!r) return;
   over('spec.resources.cpu_millicores', r.cpuMillicores, c.cpuMillicores);
@@ -203,7 +300,9 @@ export function checkMountAllowed(m: jobsV1.Mount, index: number, config: JobsCo
   try {
     real = realpathSync(m.hostPath);
   } catch {
-    throw new RpcError(Status.INVALID_ARGUMENT, 'INVALID_FIELD', `${field}: ${m.hostPath} does not exist`, { fieldViolations: [{ field, description: 'does not exist' }] });
+    throw new RpcError(Status.INVALID_ARGUMENT, 'INVALID_FIELD', `${field}: ${m.hostPath} does not exist`, {
+      fieldViolations: [{ field, description: 'does not exist' }],
+    });
   }
   const writable = m.readOnly === false;
   const entry = config.mountAllowlist.find((a) => under(real, realpathOr(a.path)));
@@ -214,7 +313,11 @@ export function checkMountAllowed(m: jobsV1.Mount, index: number, config: JobsCo
       { field },
     );
   if (writable && !entry.writable)
-    throw new PermissionDeniedError(`${field}: ${entry.path} may only be mounted read-only`, 'MOUNT_NOT_ALLOWED', { field });
+    throw new PermissionDeniedError(
+      `${field}: ${entry.path} may only be mounted read-only`,
+      'MOUNT_NOT_ALLOWED',
+      { field },
+    );
   return real;
 }
 
@@ -244,7 +347,12 @@ export function deviceNodes(spec: jobsV1.JobSpec): string[] {
       ok = false;
     }
     if (!ok)
-      throw new RpcError(Status.FAILED_PRECONDITION, 'ISOLATION_UNAVAILABLE', `device ${n} is not a character device on this host`, { metadata: { missing: n } });
+      throw new RpcError(
+        Status.FAILED_PRECONDITION,
+        'ISOLATION_UNAVAILABLE',
+        `device ${n} is not a character device on this host`,
+        { metadata: { missing: n } },
+      );
   }
   return unique;
 }
@@ -253,7 +361,12 @@ export function deviceNodes(spec: jobsV1.JobSpec): string[] {
  * The spec as the job will run: every unset limit filled with the configured default (CPU and memory
  * default to half the host, seed §4.3), network NONE, cwd /work, SIGTERM with 10 s grace.
  */
-export function withDefaults(spec: jobsV1.JobSpec, config: JobsConfig, host: HostLimits, intentId: string): jobsV1.JobSpec {
+export function withDefaults(
+  spec: jobsV1.JobSpec,
+  config: JobsConfig,
+  host: HostLimits,
+  intentId: string,
+): jobsV1.JobSpec {
   const d = config.defaults;
   const r = spec.resources;
   const cpuDefault = d.cpuMillicores || Math.floor((host.cpus * 1000) / 2);
@@ -261,7 +374,8 @@ export function withDefaults(spec: jobsV1.JobSpec, config: JobsConfig, host: Hos
   return {
     ...spec,
     cwd: spec.cwd === '' ? '/work' : posix.normalize(spec.cwd),
-    network: spec.network === NetworkMode.NETWORK_MODE_UNSPECIFIED ? NetworkMode.NETWORK_MODE_NONE : spec.network,
+    network:
+      spec.network === NetworkMode.NETWORK_MODE_UNSPECIFIED ? NetworkMode.NETWORK_MODE_NONE : spec.network,
     resources: {
       cpuMillicores: r?.cpuMillicores || cpuDefault,
       cpuWeight: r?.cpuWeight || d.cpuWeight,
@@ -275,7 +389,12 @@ export function withDefaults(spec: jobsV1.JobSpec, config: JobsConfig, host: Hos
       maxLogBytes: r?.maxLogBytes || BigInt(d.maxLogBytes),
     },
     mounts: spec.mounts.map((m) => ({ ...m, readOnly: m.readOnly ?? true })),
-    timeout: spec.timeout && msFromDuration(spec.timeout) > 0 ? spec.timeout : d.timeoutSeconds > 0 ? durationFromMs(d.timeoutSeconds * 1000) : undefined,
+    timeout:
+      spec.timeout && msFromDuration(spec.timeout) > 0
+        ? spec.timeout
+        : d.timeoutSeconds > 0
+          ? durationFromMs(d.timeoutSeconds * 1000)
+          : undefined,
     stopSignal: spec.stopSignal === '' ? 'SIGTERM' : (signalName(spec.stopSignal) ?? spec.stopSignal),
     stopGracePeriod: spec.stopGracePeriod ?? durationFromMs(d.stopGraceSeconds * 1000),
     intentId,

@@ -215,16 +215,24 @@ export class JobStore {
       insertLabel: this.db.prepare('INSERT INTO job_labels (job_id, key, value) VALUES (?, ?, ?)'),
       get: this.db.prepare('SELECT * FROM jobs WHERE id = ?'),
       byKey: this.db.prepare('SELECT * FROM jobs WHERE actor = ? AND idempotency_key = ?'),
-      events: this.db.prepare('SELECT time, type, message, actor FROM job_events WHERE job_id = ? ORDER BY n'),
+      events: this.db.prepare(
+        'SELECT time, type, message, actor FROM job_events WHERE job_id = ? ORDER BY n',
+      ),
       eventCount: this.db.prepare('SELECT count(*) AS c FROM job_events WHERE job_id = ?'),
-      lastEvent: this.db.prepare('SELECT n, type, message FROM job_events WHERE job_id = ? ORDER BY n DESC LIMIT 1'),
+      lastEvent: this.db.prepare(
+        'SELECT n, type, message FROM job_events WHERE job_id = ? ORDER BY n DESC LIMIT 1',
+      ),
       addEvent: this.db.prepare(
         'INSERT INTO job_events (job_id, n, time, type, message, actor) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       foldEvent: this.db.prepare('UPDATE job_events SET message = ?, time = ? WHERE job_id = ? AND n = ?'),
-      inStates: this.db.prepare('SELECT * FROM jobs WHERE state IN (SELECT value FROM json_each(?)) ORDER BY seq'),
+      inStates: this.db.prepare(
+        'SELECT * FROM jobs WHERE state IN (SELECT value FROM json_each(?)) ORDER BY seq',
+      ),
       unclean: this.db.prepare('SELECT * FROM jobs WHERE cleaned_up = 0 ORDER BY seq'),
-      endedBefore: this.db.prepare('SELECT id FROM jobs WHERE end_time IS NOT NULL AND end_time < ? ORDER BY seq'),
+      endedBefore: this.db.prepare(
+        'SELECT id FROM jobs WHERE end_time IS NOT NULL AND end_time < ? ORDER BY seq',
+      ),
       delete: this.db.prepare('DELETE FROM jobs WHERE id = ?'),
       countStates: this.db.prepare('SELECT state, count(*) AS c FROM jobs GROUP BY state'),
     };
@@ -241,7 +249,18 @@ export class JobStore {
 
   /** Records a new job and its SUBMITTED event in one transaction. */
   insert(
-    job: Pick<JobRecord, 'id' | 'state' | 'actor' | 'intentId' | 'spec' | 'createTime' | 'runtime' | 'idempotencyKey' | 'specHash'>,
+    job: Pick<
+      JobRecord,
+      | 'id'
+      | 'state'
+      | 'actor'
+      | 'intentId'
+      | 'spec'
+      | 'createTime'
+      | 'runtime'
+      | 'idempotencyKey'
+      | 'specHash'
+    >,
     event: JobEventRecord,
   ): JobRecord {
     this.db.transaction(() => {
@@ -280,7 +299,11 @@ export class JobStore {
    * Applies a change to a job and appends events, atomically. `patch` holds only the fields that
    * change.
    */
-  update(id: string, patch: Partial<Omit<JobRecord, 'id' | 'seq' | 'spec'>>, ...events: JobEventRecord[]): JobRecord {
+  update(
+    id: string,
+    patch: Partial<Omit<JobRecord, 'id' | 'seq' | 'spec'>>,
+    ...events: JobEventRecord[]
+  ): JobRecord {
     const sets: string[] = [];
     const values: Record<string, unknown> = { id };
     const col = (name: string, value: unknown): void => {
@@ -289,24 +312,59 @@ export class JobStore {
     };
     for (const [key, value] of Object.entries(patch)) {
       switch (key as keyof typeof patch) {
-        case 'state': col('state', value); break;
-        case 'startTime': col('start_time', value ?? null); break;
-        case 'endTime': col('end_time', value ?? null); break;
-        case 'exit': col('exit_json', value === undefined ? null : JSON.stringify(value)); break;
-        case 'failureReason': col('failure_reason', value); break;
-        case 'usage': col('usage_json', value === undefined ? null : JSON.stringify(value)); break;
-        case 'pid': col('pid', value); break;
-        case 'monitorPid': col('monitor_pid', value); break;
-        case 'stop': col('stop_json', value === undefined ? null : JSON.stringify(value)); break;
-        case 'timeoutAt': col('timeout_at', value ?? null); break;
-        case 'logCheckpoint': col('log_checkpoint_json', value === undefined ? null : JSON.stringify(value)); break;
-        case 'stdoutBytes': col('stdout_bytes', value); break;
-        case 'stderrBytes': col('stderr_bytes', value); break;
-        case 'logStartOffset': col('log_start_offset', value); break;
-        case 'outputArtifacts': col('output_artifacts_json', JSON.stringify(value)); break;
-        case 'cleanedUp': col('cleaned_up', value ? 1 : 0); break;
-        case 'idempotencyKey': col('idempotency_key', value); break;
-        default: throw new Error(`JobStore.update: ${key} cannot change`);
+        case 'state':
+          col('state', value);
+          break;
+        case 'startTime':
+          col('start_time', value ?? null);
+          break;
+        case 'endTime':
+          col('end_time', value ?? null);
+          break;
+        case 'exit':
+          col('exit_json', value === undefined ? null : JSON.stringify(value));
+          break;
+        case 'failureReason':
+          col('failure_reason', value);
+          break;
+        case 'usage':
+          col('usage_json', value === undefined ? null : JSON.stringify(value));
+          break;
+        case 'pid':
+          col('pid', value);
+          break;
+        case 'monitorPid':
+          col('monitor_pid', value);
+          break;
+        case 'stop':
+          col('stop_json', value === undefined ? null : JSON.stringify(value));
+          break;
+        case 'timeoutAt':
+          col('timeout_at', value ?? null);
+          break;
+        case 'logCheckpoint':
+          col('log_checkpoint_json', value === undefined ? null : JSON.stringify(value));
+          break;
+        case 'stdoutBytes':
+          col('stdout_bytes', value);
+          break;
+        case 'stderrBytes':
+          col('stderr_bytes', value);
+          break;
+        case 'logStartOffset':
+          col('log_start_offset', value);
+          break;
+        case 'outputArtifacts':
+          col('output_artifacts_json', JSON.stringify(value));
+          break;
+        case 'cleanedUp':
+          col('cleaned_up', value ? 1 : 0);
+          break;
+        case 'idempotencyKey':
+          col('idempotency_key', value);
+          break;
+        default:
+          throw new Error(`JobStore.update: ${key} cannot change`);
       }
     }
     this.db.transaction(() => {
@@ -372,7 +430,9 @@ export class JobStore {
         if (!q.accept(job)) continue;
         jobs.push(job);
         if (jobs.length === q.limit) {
-          const more = this.db.prepare(`SELECT 1 FROM jobs WHERE ${[...where, 'seq < ?'].join(' AND ')} LIMIT 1`).get(...params, before);
+          const more = this.db
+            .prepare(`SELECT 1 FROM jobs WHERE ${[...where, 'seq < ?'].join(' AND ')} LIMIT 1`)
+            .get(...params, before);
           return { jobs, nextBeforeSeq: more ? before : 0 };
         }
       }
@@ -394,7 +454,7 @@ function fromRow(row: JobRow): JobRecord {
   const job: JobRecord = {
     id: row.id,
     seq: row.seq,
-    state: row.state as JobState,
+    state: row.state,
     actor: row.actor,
     intentId: row.intent_id,
     spec: jobsV1.JobSpec.decode(row.spec),
@@ -417,7 +477,8 @@ function fromRow(row: JobRow): JobRecord {
   if (row.usage_json !== null) job.usage = JSON.parse(row.usage_json) as JobUsage;
   if (row.stop_json !== null) job.stop = JSON.parse(row.stop_json) as JobStop;
   if (row.timeout_at !== null) job.timeoutAt = row.timeout_at;
-  if (row.log_checkpoint_json !== null) job.logCheckpoint = JSON.parse(row.log_checkpoint_json) as StoredLogCheckpoint;
+  if (row.log_checkpoint_json !== null)
+    job.logCheckpoint = JSON.parse(row.log_checkpoint_json) as StoredLogCheckpoint;
   return job;
 }
 

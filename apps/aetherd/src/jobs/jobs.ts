@@ -19,8 +19,15 @@ export async function startJobs(
   config: AetherdConfig,
   log: Logger,
   audit: AuditLog,
-): Promise<{ handlers: ServiceHandlers<typeof jobsV1.JobServiceService>; manager: JobManager; close: () => void }> {
-  const jobsConfig: ResolvedJobsConfig = { ...config.jobs, dir: config.jobs.dir || join(config.stateDir, 'jobs') };
+): Promise<{
+  handlers: ServiceHandlers<typeof jobsV1.JobServiceService>;
+  manager: JobManager;
+  close: () => void;
+}> {
+  const jobsConfig: ResolvedJobsConfig = {
+    ...config.jobs,
+    dir: config.jobs.dir || join(config.stateDir, 'jobs'),
+  };
   const host = await probeHost({
     runtime: jobsConfig.runtime,
     ...(jobsConfig.runtimePath ? { runtimePath: jobsConfig.runtimePath } : {}),
@@ -59,6 +66,13 @@ export async function startJobs(
     },
   });
   await manager.start();
-  log.info({ dir: jobsConfig.dir, runtime: host.runtime.path, maxConcurrent: jobsConfig.maxConcurrent }, 'jobs: ready');
-  return { handlers: jobServiceHandlers(manager, jobsConfig, hostLimits()), manager, close: () => manager.close() };
+  log.info(
+    { dir: jobsConfig.dir, runtime: host.runtime.path, maxConcurrent: jobsConfig.maxConcurrent },
+    'jobs: ready',
+  );
+  return {
+    handlers: jobServiceHandlers(manager, jobsConfig, hostLimits()),
+    manager,
+    close: () => manager.close(),
+  };
 }

@@ -1,4 +1,12 @@
-import { appendFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -130,6 +138,17 @@ function bytesOf(items: readonly Item[], stream?: LogStreamName): Buffer {
   return Buffer.concat(
     items.flatMap((i) => (isSkip(i) || (stream !== undefined && i.stream !== stream) ? [] : [i.data])),
   );
+}
+
+/** How many of this process' file descriptors are open on `path`. */
+function openFds(path: string): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === path;
+    } catch {
+      return false;
+    }
+  }).length;
 }
 
 async function within<T>(p: Promise<T>, ms: number): Promise<T> {
@@ -324,6 +343,12 @@ describe('JobLog', () => {
     expect((await nextWithin(it, 2000)).value).toMatchObject({ data: Buffer.from('!\n'), offset: 13 });
     expect((await nextWithin(it, 2000)).done).toBe(true);
     expect([log.stdoutBytes, log.stderrBytes]).toEqual([11, 4]);
+    // Finished and unread: no descriptor is held, and reading opens the file again.
+    await sleep(20);
+    expect(openFds(path)).toBe(0);
+    expect(bytesOf(await collect(log.read({ stream: 'stderr' }))).toString()).toBe('two\n');
+    await sleep(20);
+    expect(openFds(path)).toBe(0);
   });
 
   it('follows a file that does not exist yet, and from an offset beyond the end', async () => {

@@ -135,6 +135,8 @@ export class JobLog {
   private punchDisabled = false;
 
   private followers = 0;
+  /** Reads in progress (followers included): the file handle stays open while there are any. */
+  private readers = 0;
   private watcher: FSWatcher | null = null;
   /** The watcher is on the directory, waiting for the file to be created. */
   private watchingDir = false;
@@ -247,6 +249,7 @@ export class JobLog {
     void this.refresh().then(() => {
       this.finished = true;
       this.wake();
+      this.releaseIdle();
     });
   }
 
@@ -271,11 +274,23 @@ export class JobLog {
     this.closed = true;
     this.updateWatch();
     this.wake();
+    this.closeHandle();
+  }
+
+  private closeHandle(): void {
     const fh = this.fh;
     this.fh = null;
     this.scanCursor = null;
     // close() waits for reads in flight on the handle, so readers see their read finish, then `closed`.
     if (fh) fh.close().catch((err: unknown) => this.warn(`closing ${this.path}`, err));
+  }
+
+  /**
+   * Once the writer is gone, a log nobody reads holds no file descriptor (a finished job's JobLog may be
+   * kept, or forgotten without close()); the next refresh() or read() opens the file again.
+   */
+  private releaseIdle(): void {
+    if (this.finished && this.readers === 0 && !this.scanning && this.fh) this.closeHandle();
   }
 
   // ---- scanning -------------------------------------------------------------------------------------
@@ -291,6 +306,7 @@ export class JobLog {
     } finally {
       this.scanning = null;
       if (this.followers === 0 && !this.watchAlways) this.scanCursor = null;
+      this.releaseIdle();
     }
   }
 
@@ -592,6 +608,7 @@ export class JobLog {
     const want: StreamId | undefined = o.stream === undefined ? undefined : o.stream === 'stdout' ? 0 : 1;
     const maxChunk = Math.max(1, Math.floor(o.maxChunkBytes ?? DEFAULT_CHUNK));
     if (this.closed || signal?.aborted) return;
+    this.readers++;
     if (follow) {
       this.followers++;
       this.updateWatch();
@@ -718,10 +735,12 @@ export class JobLog {
         await changed;
       }
     } finally {
+      this.readers--;
       if (follow) {
         this.followers--;
         this.updateWatch();
       }
+      this.releaseIdle();
     }
   }
 }

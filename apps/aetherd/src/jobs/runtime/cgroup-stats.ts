@@ -62,7 +62,9 @@ export function readCgroupStats(version: 1 | 2, cgroupsPath: string, root = '/sy
   const cpuacct = read(join(root, 'cpuacct', cgroupsPath, 'cpuacct.stat'));
   let ioRead = 0;
   let ioWrite = 0;
-  for (const line of (read(join(root, 'blkio', cgroupsPath, 'blkio.throttle.io_service_bytes')) ?? '').split('\n')) {
+  for (const line of (read(join(root, 'blkio', cgroupsPath, 'blkio.throttle.io_service_bytes')) ?? '').split(
+    '\n',
+  )) {
     const m = /^\d+:\d+ (Read|Write) (\d+)/.exec(line);
     if (m?.[1] === 'Read') ioRead += Number(m[2]);
     if (m?.[1] === 'Write') ioWrite += Number(m[2]);
@@ -83,13 +85,20 @@ export function readCgroupStats(version: 1 | 2, cgroupsPath: string, root = '/sy
 function childCgroups(version: 1 | 2, parent: string, root: string): [string, string][] {
   // On v1 every mounted hierarchy, including name=systemd and a hybrid host's empty cgroup2 at `unified`:
   // runc creates the job's cgroup in each of them.
-  const hierarchies = version === 2 ? [] : readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  const hierarchies =
+    version === 2
+      ? []
+      : readdirSync(root, { withFileTypes: true })
+          .filter((d) => d.isDirectory())
+          .map((d) => d.name);
   const parents = version === 2 ? [join(root, parent)] : hierarchies.map((c) => join(root, c, parent));
   const out: [string, string][] = [];
   for (const p of parents) {
     let names: string[] = [];
     try {
-      names = readdirSync(p, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+      names = readdirSync(p, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name);
     } catch {
       continue;
     }
@@ -107,7 +116,12 @@ export function listJobCgroups(version: 1 | 2, parent: string, root = '/sys/fs/c
  * Removes a job's leftover cgroup in every controller: kills what is still in it, then rmdir. Used only
  * for cgroups no runtime state accounts for (the runtime's own `delete` handles the rest).
  */
-export function removeJobCgroup(version: 1 | 2, parent: string, name: string, root = '/sys/fs/cgroup'): string[] {
+export function removeJobCgroup(
+  version: 1 | 2,
+  parent: string,
+  name: string,
+  root = '/sys/fs/cgroup',
+): string[] {
   const problems: string[] = [];
   for (const [dir, n] of childCgroups(version, parent, root)) {
     if (n !== name) continue;

@@ -14,7 +14,8 @@ export class RuntimeError extends Error {
 
 export interface ContainerState {
   id: string;
-  status: 'creating' | 'created' | 'running' | 'paused' | 'stopped' | string;
+  /** `creating`, `created`, `running`, `paused` or `stopped` (runtimes may add others). */
+  status: string;
   pid: number;
 }
 
@@ -52,24 +53,43 @@ export class OciRuntime {
    * is set up but waits for `start`). Throws RuntimeError with the runtime's message when creation
    * fails (e.g. the binary does not exist).
    */
-  async createMonitored(id: string, paths: MonitorPaths, logSizeMax = -1): Promise<{ pid: number; monitorPid: number }> {
+  async createMonitored(
+    id: string,
+    paths: MonitorPaths,
+    logSizeMax = -1,
+  ): Promise<{ pid: number; monitorPid: number }> {
     const args = [
-      '--api-version', '1',
-      '--cid', id,
-      '--cuuid', id,
-      '--name', id,
-      '--runtime', this.runtimePath,
-      '--bundle', paths.bundleDir,
-      '--container-pidfile', paths.pidFile,
-      '--conmon-pidfile', paths.monitorPidFile,
-      '--log-path', `k8s-file:${paths.logPath}`,
-      '--log-size-max', String(logSizeMax),
-      '--exit-dir', paths.exitDir,
-      '--persist-dir', paths.persistDir,
-      '--socket-dir-path', paths.socketDir,
-      '--runtime-arg', `--root=${this.root}`,
+      '--api-version',
+      '1',
+      '--cid',
+      id,
+      '--cuuid',
+      id,
+      '--name',
+      id,
+      '--runtime',
+      this.runtimePath,
+      '--bundle',
+      paths.bundleDir,
+      '--container-pidfile',
+      paths.pidFile,
+      '--conmon-pidfile',
+      paths.monitorPidFile,
+      '--log-path',
+      `k8s-file:${paths.logPath}`,
+      '--log-size-max',
+      String(logSizeMax),
+      '--exit-dir',
+      paths.exitDir,
+      '--persist-dir',
+      paths.persistDir,
+      '--socket-dir-path',
+      paths.socketDir,
+      '--runtime-arg',
+      `--root=${this.root}`,
       '--syslog',
-      '--log-level', 'warn',
+      '--log-level',
+      'warn',
     ];
     const child = spawn(this.conmonPath, args, {
       // fd 3 is conmon's sync pipe (_OCI_SYNCPIPE): it reports the container pid, or the runtime's error.
@@ -98,22 +118,34 @@ export class OciRuntime {
           const msg = JSON.parse(syncText.slice(0, nl)) as { data: number; message?: string };
           finish(() => resolve(msg));
         } catch (err) {
-          finish(() => reject(new RuntimeError(`conmon sent an unreadable status: ${syncText.slice(0, nl)}`, 'conmon')));
+          finish(() =>
+            reject(new RuntimeError(`conmon sent an unreadable status: ${syncText.slice(0, nl)}`, 'conmon')),
+          );
           void err;
         }
       });
       sync.on('end', () =>
         finish(() =>
-          reject(new RuntimeError(`conmon exited without reporting the container: ${stderr.trim() || 'no message'}`, 'conmon')),
+          reject(
+            new RuntimeError(
+              `conmon exited without reporting the container: ${stderr.trim() || 'no message'}`,
+              'conmon',
+            ),
+          ),
         ),
       );
-      child.on('error', (err) => finish(() => reject(new RuntimeError(`cannot run conmon: ${err.message}`, 'conmon'))));
+      child.on('error', (err) =>
+        finish(() => reject(new RuntimeError(`cannot run conmon: ${err.message}`, 'conmon'))),
+      );
     });
     (sync as unknown as { destroy(): void }).destroy();
     child.stderr?.destroy();
     child.unref();
     if (result.data < 0) {
-      throw new RuntimeError(cleanRuntimeMessage(result.message ?? 'the runtime failed to create the container'), 'create');
+      throw new RuntimeError(
+        cleanRuntimeMessage(result.message ?? 'the runtime failed to create the container'),
+        'create',
+      );
     }
     const monitorPid = Number(readFileSync(paths.monitorPidFile, 'utf8').trim());
     return { pid: result.data, monitorPid };
