@@ -766,13 +766,13 @@ export class JobManager {
     const log = JobLog.open(join(this.jobDir(job.id), 'ctr.log'), {
       maxBytes: Number(job.spec.resources?.maxLogBytes ?? BigInt(this.o.config.defaults.maxLogBytes)),
       ...(job.logCheckpoint ? { checkpoint: job.logCheckpoint } : {}),
-      onCheckpoint: (c) => {
-        try {
-          this.o.store.update(job.id, { logCheckpoint: c, logStartOffset: c.startOffset });
-        } catch (err) {
-          this.o.log.warn({ err, jobId: job.id }, 'could not record the log rotation');
-        }
-      },
+      // Recorded before the hole is punched; if it cannot be recorded this throws and nothing is punched,
+      // so a restarted aetherd never trusts a start that reads as zeros.
+      onCheckpoint: (c) =>
+        void this.o.store.update(job.id, { logCheckpoint: c, logStartOffset: c.startOffset }),
+      onWarning: (message, err) => this.o.log.warn({ err, jobId: job.id }, `job log: ${message}`),
+      // While the job runs, watch the file so the size cap holds between sweeps.
+      watch: !isTerminal(job.state),
     });
     if (isTerminal(job.state)) {
       await log.refresh();

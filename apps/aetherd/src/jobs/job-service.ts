@@ -82,14 +82,12 @@ export function jobToProto(
         }
       : undefined,
     events: full
-      ? manager.store
-          .events(job.id)
-          .map((e) => ({
-            time: timestampFromDate(new Date(e.time)),
-            type: e.type,
-            message: e.message,
-            actor: e.actor,
-          }))
+      ? manager.store.events(job.id).map((e) => ({
+          time: timestampFromDate(new Date(e.time)),
+          type: e.type,
+          message: e.message,
+          actor: e.actor,
+        }))
       : [],
     failureReason: job.failureReason,
     stdoutBytes: BigInt(job.stdoutBytes),
