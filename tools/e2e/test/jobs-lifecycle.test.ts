@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { durationFromMs, jobsV1 } from '@aether/proto';
 import { serverStreamCall, type RpcError } from '@aether/rpc';
@@ -168,6 +168,34 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
     ).toBe('line4\nline5\n');
     const beyond = await failure(logs(admin, job.name, { start: { $case: 'offset', value: 10_000n } }));
     expect(beyond.code).toBe(status.OUT_OF_RANGE);
+  });
+
+  it('caps the stored log: older output is rotated away and a reader is told how much it missed', async () => {
+    const { job } = await run(
+      admin,
+      spec(
+        ['/bin/sh', '-c', 'head -c 4000000 /dev/zero | tr "\\0" x; echo; echo the end'],
+        {},
+        { maxLogBytes: 1_048_576n },
+      ),
+    );
+    expect(stateName(job.state)).toBe('SUCCEEDED');
+    expect(job.stdoutBytes).toBe(4_000_009n);
+    expect(job.logStartOffset).toBeGreaterThan(2_000_000n);
+    const file = statSync(`${stack.dir}/state/aetherd/jobs/${job.id}/ctr.log`);
+    expect(file.blocks * 512).toBeLessThanOrEqual(1_048_576 + 65_536);
+    const items: jobsV1.StreamJobLogsResponse[] = [];
+    for await (const m of serverStreamCall(
+      admin.jobs.streamJobLogs.bind(admin.jobs),
+      jobsV1.StreamJobLogsRequest.fromPartial({ name: job.name }),
+    ))
+      items.push(m);
+    expect(items[0]!.skippedBytes).toBe(job.logStartOffset);
+    expect(
+      Buffer.concat(items.map((i) => i.data))
+        .toString()
+        .endsWith('x\nthe end\n'),
+    ).toBe(true);
   });
 
   it('queues jobs beyond the concurrency limit, and a queued job can be cancelled', async () => {

@@ -361,6 +361,8 @@ export class JobManager {
         { type: JobEventType.JOB_EVENT_TYPE_STARTED, message: `started, pid ${pid}` },
       );
       this.armTimers(started);
+      // Open the job's log now, not on the first reader: its size cap must hold with nobody reading.
+      await this.logOf(started);
       // A stop asked for while the job was starting applies now.
       if (started.stop) await this.sendStop(started, started.stop);
       if (existsSync(join(this.exitDir, id))) this.onExitFile(id);
@@ -893,6 +895,7 @@ export class JobManager {
           },
         );
         this.armTimers(j);
+        await this.logOf(j);
         continue;
       }
       const reason =
