@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { RpcError } from '@aether/client';
 import { EX_USAGE, UsageError } from './units';
 
@@ -16,4 +17,10 @@ export function errorText(err: unknown): string {
 /** The exit status for a failure: 64 for a usage error, 1 for everything else. */
 export function exitCodeForError(err: unknown): number {
   return err instanceof UsageError ? EX_USAGE : 1;
+}
+
+/** Commander's own usage errors read like ours: `aether: option '--x' argument 'y' is invalid. …`. */
+export function withAetherErrors<C extends Command>(cmd: C): C {
+  cmd.configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'aether: ')) });
+  return cmd;
 }

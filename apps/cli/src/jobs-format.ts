@@ -25,9 +25,11 @@ export function parseStates(text: string): jobsV1.JobState[] {
     .filter(Boolean);
   if (names.length === 0) throw new UsageError('--state needs at least one state');
   const valid = Object.values(JobState)
-    .filter((v): v is jobsV1.JobState => typeof v === 'number' && v > 0)
-    .map(stateName)
-    .map((n) => n.toLowerCase());
+    .filter(
+      (v): v is jobsV1.JobState =>
+        typeof v === 'number' && v !== JobState.JOB_STATE_UNSPECIFIED && v !== JobState.UNRECOGNIZED,
+    )
+    .map((s) => stateName(s).toLowerCase());
   return names.map((n) => {
     const key = n
       .toUpperCase()
@@ -165,7 +167,7 @@ function networkName(n: jobsV1.NetworkMode | undefined): string {
 /** `key:  value` lines with the values aligned. */
 function fields(rows: [string, string | undefined][]): string {
   const shown = rows.filter((r): r is [string, string] => r[1] !== undefined);
-  const w = Math.max(...shown.map(([k]) => k.length)) + 2;
+  const w = Math.max(...shown.map(([k]) => k.length)) + 3;
   return shown.map(([k, v]) => `${`${k}:`.padEnd(w)}${v}\n`).join('');
 }
 

@@ -1,4 +1,6 @@
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { durationFromMs, jobsV1 } from '@aether/proto';
 import { serverStreamCall, type RpcError } from '@aether/rpc';
@@ -33,14 +35,52 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
   let stack: Stack;
   let admin: AetherClient;
 
+  const shared = mkdtempSync(join(tmpdir(), 'aether-allowed-'));
+
   beforeAll(async () => {
-    stack = await new Stack({ jobs: { maxConcurrent: 8 } }).init();
+    writeFileSync(join(shared, 'data.txt'), 'shared data\n');
+    chmodSync(shared, 0o755);
+    stack = await new Stack({
+      jobs: { maxConcurrent: 8, mountAllowlist: [{ path: shared, writable: false }] },
+    }).init();
     await stack.start('aetherd');
     admin = stack.client();
   }, 60_000);
   afterAll(async () => {
     admin.close();
     await stack.close();
+    rmSync(shared, { recursive: true, force: true });
+  });
+
+  it('binds an allowlisted host path read-only, and refuses to make it writable', async () => {
+    const { job, out } = await run(
+      admin,
+      spec(
+        ['/bin/sh', '-c', 'cat /data/data.txt; touch /data/new 2>/dev/null && echo wrote || echo read-only'],
+        {
+          mounts: [{ hostPath: shared, containerPath: '/data' }],
+        },
+      ),
+    );
+    expect(stateName(job.state)).toBe('SUCCEEDED');
+    expect(out).toBe('shared data\nread-only\n');
+    const rw = await failure(
+      submit(
+        admin,
+        spec(['/bin/true'], { mounts: [{ hostPath: shared, containerPath: '/data', readOnly: false }] }),
+      ),
+    );
+    expect(rw.code).toBe(status.PERMISSION_DENIED);
+    expect(rw.reason).toBe('MOUNT_NOT_ALLOWED');
+  });
+
+  it('runs the unsandboxed profile as root inside when it is asked for by name (admin policy grants it)', async () => {
+    const { job, out } = await run(
+      admin,
+      spec(['/bin/sh', '-c', 'id -u; grep Seccomp: /proc/self/status'], { sandboxProfile: 'unsandboxed' }),
+    );
+    expect(stateName(job.state)).toBe('SUCCEEDED');
+    expect(out).toMatch(/^0\nSeccomp:\s+0\n$/);
   });
 
   it('records a successful job with its events, exit code, usage and the caller as actor', async () => {

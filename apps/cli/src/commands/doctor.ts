@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { AetherClient, DAEMONS, type HealthReport } from '@aether/client';
 import { describeHost, probeHost, type Feature, type HostFacts, type RuntimeName } from '@aether/sandbox';
-import { errorText } from '../errors';
+import { errorText, withAetherErrors } from '../errors';
 import { UsageError } from '../units';
 
 const RUNTIMES: readonly RuntimeName[] = ['runc', 'crun'];
@@ -31,7 +31,7 @@ async function probe(runtime: RuntimeName): Promise<HostFacts> {
 }
 
 export function doctorCommand(): Command {
-  return new Command('doctor')
+  return withAetherErrors(new Command('doctor'))
     .description(
       'check that this host can run jobs (runtime, conmon, cgroups, seccomp …) and that the daemons answer',
     )

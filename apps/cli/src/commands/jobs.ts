@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { Command, InvalidArgumentError } from 'commander';
 import { AetherClient, RpcError, serverStreamCall } from '@aether/client';
 import { durationFromMs, jobsV1 } from '@aether/proto';
-import { errorText } from '../errors';
+import { errorText, withAetherErrors } from '../errors';
 import {
   exitCodeOf,
   idOf,
@@ -693,7 +693,7 @@ Examples:
 }
 
 export function jobsCommand(): Command {
-  const jobs = new Command('jobs')
+  const jobs = withAetherErrors(new Command('jobs'))
     .description('run commands in sandboxes on aetherd and observe and control them')
     .showHelpAfterError('(add --help for usage and examples)')
     .addHelpText(
@@ -719,6 +719,6 @@ Examples:
     cancelCommand(),
     rmCommand(),
   ])
-    jobs.addCommand(sub.showHelpAfterError('(add --help for usage and examples)'));
+    jobs.addCommand(withAetherErrors(sub.showHelpAfterError('(add --help for usage and examples)')));
   return jobs;
 }

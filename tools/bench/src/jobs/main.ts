@@ -661,6 +661,11 @@ interface LogRun {
   producedBytes: number;
   receivedBytes: number;
   skippedBytes: number;
+  /** Bytes the follower never got although no skipped_bytes announced them (jumps in the offsets). */
+  gapBytes: number;
+  gaps: number;
+  /** Bytes after the follower's last offset when its stream ended (the job's log counters minus that). */
+  missingAtEndBytes: number;
   messages: number;
   /** First to last byte received by the follower. */
   streamSeconds: number;
@@ -711,6 +716,10 @@ async function benchLogs(cpu: CpuAccounting, params: Params): Promise<LogRun[]> 
         let received = 0;
         let skipped = 0;
         let messages = 0;
+        // Offsets are combined stdout+stderr positions: a jump that no skipped_bytes announced is data lost.
+        let expected = 0;
+        let gaps = 0;
+        let gapCount = 0;
         const stream = serverStreamCall(
           s.client.jobs.streamJobLogs.bind(s.client.jobs),
           jobsV1.StreamJobLogsRequest.fromPartial({ name: job.name, follow: true }),
@@ -718,7 +727,13 @@ async function benchLogs(cpu: CpuAccounting, params: Params): Promise<LogRun[]> 
         for await (const m of stream) {
           messages++;
           skipped += Number(m.skippedBytes);
+          if (m.skippedBytes > 0n) expected = Number(m.offset);
           if (m.data.length > 0) {
+            if (Number(m.offset) !== expected) {
+              gaps += Number(m.offset) - expected;
+              gapCount++;
+            }
+            expected = Number(m.offset) + m.data.length;
             const now = performance.now();
             if (Number.isNaN(first)) first = now;
             last = now;
@@ -727,9 +742,9 @@ async function benchLogs(cpu: CpuAccounting, params: Params): Promise<LogRun[]> 
         }
         const endToEnd = performance.now() - t0;
         const done = await waitEnd(s.client, job.name, 60_000);
-        return { first, last, received, skipped, messages, endToEnd, done };
+        return { first, last, received, skipped, messages, gaps, gapCount, endToEnd, done };
       });
-      const { first, last, received, skipped, messages, endToEnd, done } = r.value;
+      const { first, last, received, skipped, messages, gaps, gapCount, endToEnd, done } = r.value;
       const streamSeconds = (last - first) / 1000;
       runs.push({
         label,
@@ -739,6 +754,9 @@ async function benchLogs(cpu: CpuAccounting, params: Params): Promise<LogRun[]> 
         producedBytes: Number(done.stdoutBytes) + Number(done.stderrBytes),
         receivedBytes: received,
         skippedBytes: skipped,
+        gapBytes: gaps,
+        gaps: gapCount,
+        missingAtEndBytes: Number(done.stdoutBytes) + Number(done.stderrBytes) - Math.max(expected, 0),
         messages,
         streamSeconds,
         mbPerSec: received / MB / streamSeconds,
