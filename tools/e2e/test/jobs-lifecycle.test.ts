@@ -372,6 +372,38 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
     });
   });
 
+  it('marks a job whose monitor died while aetherd was down LOST, and removes its container and processes', async () => {
+    const job = await submit(admin, spec(['/bin/sh', '-c', 'echo up; exec sleep 4244']));
+    await waitForOutput(admin, job.name, 'up');
+    stack.daemons.get('aetherd')!.child.kill('SIGKILL');
+    await stack.daemons.get('aetherd')!.exited;
+    stack.daemons.delete('aetherd');
+    const monitors = readdirSync('/proc')
+      .filter((p) => {
+        try {
+          const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+          return cmd.startsWith('conmon') || (cmd.includes('conmon') && cmd.includes(job.id));
+        } catch {
+          return false;
+        }
+      })
+      .filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(job.id));
+    expect(monitors).toHaveLength(1);
+    process.kill(Number(monitors[0]), 'SIGKILL');
+    await stack.start('aetherd');
+    const client = stack.client();
+    try {
+      const lost = (await client.call(client.jobs, 'getJob', { name: job.name })).job!;
+      expect(stateName(lost.state)).toBe('LOST');
+      expect(lost.failureReason).toMatch(/monitor .* is gone/);
+      expect(hostProcesses('sleep 4244')).toEqual([]);
+    } finally {
+      client.close();
+    }
+    admin.close();
+    admin = stack.client();
+  });
+
   it('survives kill -9 of aetherd: jobs finish, exits and complete logs are recorded, followers resume', async () => {
     const script = 'for i in $(seq 1 30); do echo tick$i; sleep 0.1; done; exit 7';
     const job = await submit(admin, spec(['/bin/sh', '-c', script]));

@@ -742,9 +742,9 @@ async function benchLogs(cpu: CpuAccounting, params: Params): Promise<LogRun[]> 
         }
         const endToEnd = performance.now() - t0;
         const done = await waitEnd(s.client, job.name, 60_000);
-        return { first, last, received, skipped, messages, gaps, gapCount, endToEnd, done };
+        return { first, last, received, skipped, messages, gaps, gapCount, endOffset: expected, endToEnd, done };
       });
-      const { first, last, received, skipped, messages, gaps, gapCount, endToEnd, done } = r.value;
+      const { first, last, received, skipped, messages, gaps, gapCount, endOffset, endToEnd, done } = r.value;
       const streamSeconds = (last - first) / 1000;
       runs.push({
         label,
@@ -756,7 +756,7 @@ async function benchLogs(cpu: CpuAccounting, params: Params): Promise<LogRun[]> 
         skippedBytes: skipped,
         gapBytes: gaps,
         gaps: gapCount,
-        missingAtEndBytes: Number(done.stdoutBytes) + Number(done.stderrBytes) - Math.max(expected, 0),
+        missingAtEndBytes: Number(done.stdoutBytes) + Number(done.stderrBytes) - endOffset,
         messages,
         streamSeconds,
         mbPerSec: received / MB / streamSeconds,
