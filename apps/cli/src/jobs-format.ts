@@ -92,12 +92,16 @@ export function exitText(es: jobsV1.ExitStatus | undefined): string {
 const ms = (t: jobsV1.Job['createTime']): number | undefined =>
   t ? dateFromTimestamp(t).getTime() : undefined;
 
-/** How long the job ran (to now while it runs); undefined before it started. */
+/**
+ * How long the job ran: its final wall time once ended, the time since it started while it runs (the
+ * usage sample may be a second old), undefined before it started.
+ */
 export function runMs(job: jobsV1.Job, now = Date.now()): number | undefined {
-  if (job.usage?.wall) return msFromDuration(job.usage.wall);
+  const end = ms(job.endTime);
+  if (end !== undefined && job.usage?.wall) return msFromDuration(job.usage.wall);
   const start = ms(job.startTime);
   if (start === undefined) return undefined;
-  return (ms(job.endTime) ?? now) - start;
+  return Math.max(0, (end ?? now) - start);
 }
 
 /** The job id: the part of `jobs/<id>` after the slash. */
@@ -134,7 +138,7 @@ function usageText(job: jobsV1.Job): string | undefined {
   ];
   if (u.wall) parts.push(`wall ${formatDuration(msFromDuration(u.wall))}`);
   if (u.currentMemoryBytes > 0n) parts.push(`memory now ${formatBytes(u.currentMemoryBytes)}`);
-  if (u.currentPids > 0n) parts.push(`${u.currentPids} processes`);
+  if (u.currentPids > 0n) parts.push(`pids now ${u.currentPids}`);
   if (u.ioReadBytes > 0n || u.ioWriteBytes > 0n)
     parts.push(`io ${formatBytes(u.ioReadBytes)} read, ${formatBytes(u.ioWriteBytes)} written`);
   return parts.join(', ');

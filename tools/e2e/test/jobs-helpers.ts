@@ -77,3 +77,21 @@ export async function waitForOutput(
 }
 
 export const stateName = (s: jobsV1.JobState): string => jobsV1.jobStateToJSON(s).replace('JOB_STATE_', '');
+
+/** Waits until aetherd has removed a finished job's container, cgroup and bundle (it records the exit first). */
+export async function cleanedUp(c: AetherClient, name: string, timeoutMs = 10_000): Promise<jobsV1.Job> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const job = (await c.call(c.jobs, 'getJob', { name })).job!;
+    if (
+      job.events.some(
+        (e) =>
+          e.type === jobsV1.JobEventType.JOB_EVENT_TYPE_CLEANED_UP &&
+          !e.message.startsWith('cleanup incomplete'),
+      )
+    )
+      return job;
+    if (Date.now() > until) throw new Error(`${name} was not cleaned up in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

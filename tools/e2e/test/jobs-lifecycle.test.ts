@@ -6,7 +6,7 @@ import { durationFromMs, jobsV1 } from '@aether/proto';
 import { serverStreamCall, type RpcError } from '@aether/rpc';
 import type { AetherClient } from '@aether/client';
 import { Stack } from '../src';
-import { JobState, logs, run, spec, stateName, submit, wait, waitForOutput } from './jobs-helpers';
+import { JobState, cleanedUp, logs, run, spec, stateName, submit, wait, waitForOutput } from './jobs-helpers';
 
 const failure = (p: Promise<unknown>): Promise<RpcError> =>
   p.then(
@@ -91,7 +91,9 @@ describe('jobs: lifecycle, logs and bad input (runc, as root)', () => {
     expect(job.actor).toBe('spiffe://aether.local/admin');
     expect(job.runtime).toBe('runc');
     expect(job.stdoutBytes).toBe(12n);
-    const types = job.events.map((e) => jobsV1.jobEventTypeToJSON(e.type).replace('JOB_EVENT_TYPE_', ''));
+    const types = (await cleanedUp(admin, job.name)).events.map((e) =>
+      jobsV1.jobEventTypeToJSON(e.type).replace('JOB_EVENT_TYPE_', ''),
+    );
     expect(types).toEqual(['SUBMITTED', 'STARTING', 'STARTED', 'EXITED', 'CLEANED_UP']);
     expect(job.spec?.resources?.pidsMax).toBe(256);
     expect(job.spec?.stopSignal).toBe('SIGTERM');

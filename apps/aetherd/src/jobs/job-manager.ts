@@ -64,6 +64,7 @@ export interface SubmitInput {
 
 type EventInput = Omit<JobEventRecord, 'time' | 'actor'> & { actor?: string };
 
+const CLEANUP_TRIES = 30;
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 const CROCKFORD = '0123456789abcdefghjkmnpqrstvwxyz';
 
@@ -105,6 +106,8 @@ export class JobManager {
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly logs = new Map<string, JobLog>();
   private readonly usageCache = new Map<string, JobUsage>();
+  /** Finished jobs whose cleanup failed, with the attempts made; the sweep retries them. */
+  private readonly cleanupRetries = new Map<string, number>();
   private exitWatcher: FSWatcher | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -477,11 +480,11 @@ export class JobManager {
       failureReason = describeExit(exit);
     }
 
-    // Remove the container (and with it the cgroup), then the bundle; record the end in one transaction;
-    // only then drop the monitor's exit file, so a crash in between finds the exit again on restart.
-    const problems = await this.removeContainer(id);
-    this.cleanupFiles(id, false);
-    const done = this.record(
+    // Record the end first (the exit is what waiters and followers wait for), then remove the container,
+    // its cgroup and the bundle. The monitor's exit file goes last, so a crash in between finds the exit
+    // again on restart; a crash after the record leaves a container no live job owns, which the start-up
+    // reconciliation removes.
+    this.record(
       id,
       {
         state,
@@ -493,24 +496,43 @@ export class JobManager {
         stdoutBytes: log.stdoutBytes,
         stderrBytes: log.stderrBytes,
         logStartOffset: log.startOffset,
-        cleanedUp: problems.length === 0,
       },
       ...events,
-      ...(problems.length === 0
-        ? [{ type: JobEventType.JOB_EVENT_TYPE_CLEANED_UP, message: 'container, cgroup and bundle removed' }]
-        : [
-            {
-              type: JobEventType.JOB_EVENT_TYPE_CLEANED_UP,
-              message: `cleanup incomplete, retried later: ${problems.join('; ')}`,
-            },
-          ]),
     );
-    rmSync(join(this.exitDir, id), { force: true });
-    rmSync(join(this.jobDir(id), 'persist'), { recursive: true, force: true });
     this.usageCache.delete(id);
     this.o.log.info({ jobId: id, state: jobsV1.jobStateToJSON(state), exit }, 'job ended');
-    void done;
     this.settle(id);
+    await this.cleanUp(id);
+  }
+
+  /** Removes a finished job's container, cgroup and bundle, and records that (or what remains). */
+  private async cleanUp(id: string): Promise<void> {
+    const problems = await this.removeContainer(id);
+    this.cleanupFiles(id, false);
+    if (!this.o.store.get(id)) return; // deleted meanwhile
+    if (problems.length === 0) {
+      this.record(
+        id,
+        { cleanedUp: true },
+        { type: JobEventType.JOB_EVENT_TYPE_CLEANED_UP, message: 'container, cgroup and bundle removed' },
+      );
+      rmSync(join(this.exitDir, id), { force: true });
+      rmSync(join(this.jobDir(id), 'persist'), { recursive: true, force: true });
+      this.cleanupRetries.delete(id);
+      return;
+    }
+    const tries = (this.cleanupRetries.get(id) ?? 0) + 1;
+    this.cleanupRetries.set(id, tries);
+    if (tries === 1 || tries === CLEANUP_TRIES)
+      this.record(
+        id,
+        {},
+        {
+          type: JobEventType.JOB_EVENT_TYPE_CLEANED_UP,
+          message: `cleanup incomplete${tries < CLEANUP_TRIES ? ', retrying' : ', giving up until the next start'}: ${problems.join('; ')}`,
+        },
+      );
+    if (tries >= CLEANUP_TRIES) this.cleanupRetries.delete(id);
   }
 
   /** Deletes the container; returns what could not be removed. */
@@ -831,6 +853,9 @@ export class JobManager {
       const job = this.o.store.get(id);
       if (job?.state === JobState.JOB_STATE_RUNNING && existsSync(join(this.exitDir, id)))
         this.onExitFile(id);
+    }
+    for (const id of this.cleanupRetries.keys()) {
+      this.cleanUp(id).catch((err: unknown) => this.o.log.warn({ err, jobId: id }, 'cleanup retry failed'));
     }
     for (const [id, log] of this.logs)
       log

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { Command, InvalidArgumentError } from 'commander';
 import { AetherClient, RpcError, serverStreamCall } from '@aether/client';
-import { durationFromMs, jobsV1 } from '@aether/proto';
+import { durationFromMs, jobsV1, msFromDuration } from '@aether/proto';
 import { errorText, withAetherErrors } from '../errors';
 import {
   exitCodeOf,
@@ -586,9 +586,15 @@ Examples:
           }),
         );
         const j = res.job!;
-        if (!opts.json && isTerminal(j.state) && j.endTime)
-          process.stdout.write(`${j.name} has ended (${stateName(j.state)})\n`);
-        else reportControl(j, opts.json, 'stopping');
+        if (opts.json) printJson(jobJson(j));
+        else if (isTerminal(j.state)) process.stdout.write(`${j.name} has ended (${stateName(j.state)})\n`);
+        else {
+          const grace =
+            opts.grace ?? (j.spec?.stopGracePeriod ? msFromDuration(j.spec.stopGracePeriod) : 10_000);
+          process.stdout.write(
+            `stopping ${j.name}: ${j.spec?.stopSignal || 'SIGTERM'} sent, SIGKILL after ${formatDuration(grace)}\n`,
+          );
+        }
       });
     });
 }
@@ -719,6 +725,14 @@ Examples:
     cancelCommand(),
     rmCommand(),
   ])
-    jobs.addCommand(withAetherErrors(sub.showHelpAfterError('(add --help for usage and examples)')));
+    jobs.addCommand(
+      withAetherErrors(
+        sub.showHelpAfterError(
+          sub.name() === 'run'
+            ? '(the command goes after --: aether jobs run [options] -- ARGV…; add --help for examples)'
+            : '(add --help for usage and examples)',
+        ),
+      ),
+    );
   return jobs;
 }

@@ -45,7 +45,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { AetherClient } from '@aether/client';
-import { Stack } from '@aether/e2e';
+import { Stack, repoRoot } from '@aether/e2e';
 import { durationFromMs, jobsV1, type timestampV1 } from '@aether/proto';
 import { serverStreamCall } from '@aether/rpc';
 import {
@@ -222,15 +222,20 @@ async function measured<T>(cpu: CpuAccounting, fn: () => Promise<T>): Promise<{ 
   };
 }
 
-/** utime + stime + cutime + cstime of a live process, in ms (USER_HZ 100). */
-function processCpuMs(pid: number): number {
+/**
+ * CPU of a live process in ms (USER_HZ 100): its own (utime + stime) and that of the children it has
+ * reaped (cutime + cstime; for aetherd: `runc start`, `runc kill`, `runc delete` and conmon's first fork).
+ */
+function processCpuMs(pid: number): { self: number; children: number; total: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state): utime is field 14.
-    return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) * 10;
+    // fields[0] is field 3 (state): utime is field 14, so fields[11].
+    const self = (Number(fields[11]) + Number(fields[12])) * 10;
+    const children = (Number(fields[13]) + Number(fields[14])) * 10;
+    return { self, children, total: self + children };
   } catch {
-    return NaN;
+    return { self: NaN, children: NaN, total: NaN };
   }
 }
 
@@ -463,6 +468,7 @@ interface AetherdJob {
   starting: number;
   started: number;
   ended: number;
+  exited: number;
   cleanedUp: number;
 }
 
@@ -482,6 +488,7 @@ async function runTrueJob(client: AetherClient, spec: jobsV1.JobSpec): Promise<A
     starting: eventTime(done, JobEventType.JOB_EVENT_TYPE_STARTING),
     started: eventTime(done, JobEventType.JOB_EVENT_TYPE_STARTED),
     ended: ms(done.endTime),
+    exited: eventTime(done, JobEventType.JOB_EVENT_TYPE_EXITED),
     cleanedUp: eventTime(done, JobEventType.JOB_EVENT_TYPE_CLEANED_UP),
   };
 }
@@ -529,8 +536,10 @@ interface PathResult {
   concurrentElapsedMs: number;
   /** CPU of all processes but the benchmark's client, per job, during the concurrent run. */
   cpuMsPerJob: number;
-  /** aetherd's own CPU (incl. runc start/delete it reaps) per job, concurrent run. */
+  /** aetherd's own CPU per job, concurrent run. */
   aetherdCpuMsPerJob?: number;
+  /** CPU of the processes aetherd ran and reaped (runc start, runc delete, conmon's first fork) per job. */
+  aetherdChildrenCpuMsPerJob?: number;
   otherCpuPercent: number[];
 }
 
@@ -538,6 +547,8 @@ interface Phase {
   name: string;
   p50: number;
   mean: number;
+  /** Jobs with both events (CLEANED_UP can be missing from the job WaitJob answered). */
+  count: number;
 }
 
 interface LatencyResult {
@@ -591,7 +602,7 @@ async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, pa
     const dConc = await measured(cpu, () => direct.run(params.concurrency, per));
     const cpu0 = processCpuMs(s.pid);
     const aConc = await measured(cpu, () => aetherdConcurrent(s.client, spec, params.concurrency, per));
-    const aetherdCpu = processCpuMs(s.pid) - cpu0;
+    const cpu1 = processCpuMs(s.pid);
 
     process.stderr.write('bench jobs: latency: runc CLI invocations…\n');
     const invocations = await direct.invocations(params.quick ? 20 : 100);
@@ -605,7 +616,8 @@ async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, pa
       concurrentElapsedMs: span(aConc.value),
       jobsPerSec: aConc.value.length / (span(aConc.value) / 1000),
       cpuMsPerJob: (aConc.window.oursCpuMs - aConc.window.clientCpuMs) / aConc.value.length,
-      aetherdCpuMsPerJob: aetherdCpu / aConc.value.length,
+      aetherdCpuMsPerJob: (cpu1.self - cpu0.self) / aConc.value.length,
+      aetherdChildrenCpuMsPerJob: (cpu1.children - cpu0.children) / aConc.value.length,
       otherCpuPercent: [...aOther, aConc.window.otherCpuPercent],
     };
     const directResult: PathResult = {
@@ -618,17 +630,20 @@ async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, pa
       cpuMsPerJob: (dConc.window.oursCpuMs - dConc.window.clientCpuMs) / dConc.value.length,
       otherCpuPercent: [...dOther, dConc.window.otherCpuPercent],
     };
-    const phase = (name: string, values: number[]): Phase => ({
-      name,
-      p50: median(values),
-      mean: values.reduce((a, b) => a + b, 0) / values.length,
-    });
+    const phase = (name: string, all: number[]): Phase => {
+      // CLEANED_UP may come after WaitJob's answer (then the job as answered has no such event yet).
+      const values = all.filter((v) => Number.isFinite(v));
+      return { name, p50: median(values), mean: values.reduce((a, b) => a + b, 0) / values.length, count: values.length };
+    };
+    // EXITED is recorded when the waiters are woken; CLEANED_UP with it (cleanup first) or after it
+    // (cleanup after the answer), depending on aetherd's version: phases that cover both.
     const phases: Phase[] = [
-      phase('client → SUBMITTED recorded, plus CLEANED_UP → WaitJob answered (RPC, TLS, validation, Cedar, audit, SQLite insert; WaitJob wake-up and answer)', aSeq.map((j) => j.totalMs - (j.cleanedUp - j.submitted))),
+      phase('outside aetherd\'s records: client → SUBMITTED, and EXITED → WaitJob answered (RPC, TLS, validation, Cedar, audit; WaitJob wake-up and answer)', aSeq.map((j) => j.totalMs - (j.exited - j.submitted))),
       phase('SUBMITTED → STARTING (queue)', aSeq.map((j) => j.starting - j.submitted)),
       phase('STARTING → STARTED (job dir, bundle, config.json; conmon spawn, `runc create` under conmon; `runc start`; SQLite)', aSeq.map((j) => j.started - j.starting)),
       phase('STARTED → exit noticed (the process runs; conmon writes the exit file; inotify)', aSeq.map((j) => j.ended - j.started)),
-      phase('exit noticed → EXITED + CLEANED_UP recorded (cgroup stats, log scan, `runc delete --force`, cgroup and bundle removal, SQLite)', aSeq.map((j) => j.cleanedUp - j.ended)),
+      phase('exit noticed → EXITED recorded (cgroup stats, log scan, SQLite; cleanup too where it comes first)', aSeq.map((j) => j.exited - j.ended)),
+      phase('EXITED → CLEANED_UP recorded (`runc delete --force`, cgroup and bundle removal, SQLite; 0 where recorded together)', aSeq.map((j) => j.cleanedUp - j.exited)),
       phase('total (client)', aSeq.map((j) => j.totalMs)),
     ];
     return {
@@ -707,7 +722,7 @@ async function benchLogs(cpu: CpuAccounting, params: Params): Promise<LogRun[]> 
         },
         timeout: durationFromMs(900_000),
       });
-      const aetherd0 = processCpuMs(s.pid);
+      const aetherd0 = processCpuMs(s.pid).self;
       const r = await measured(cpu, async () => {
         const t0 = performance.now();
         const job = await submit(s.client, spec);
@@ -763,7 +778,7 @@ async function benchLogs(cpu: CpuAccounting, params: Params): Promise<LogRun[]> 
         endToEndSeconds: endToEnd / 1000,
         jobWallSeconds: (ms(done.endTime) - ms(done.startTime)) / 1000,
         jobState: stateName(done.state),
-        aetherdCpuSeconds: (processCpuMs(s.pid) - aetherd0) / 1000,
+        aetherdCpuSeconds: (processCpuMs(s.pid).self - aetherd0) / 1000,
         clientCpuSeconds: r.window.clientCpuMs / 1000,
         otherCpuPercent: r.window.otherCpuPercent,
       });
@@ -782,6 +797,9 @@ interface RssResult {
   jobs: number;
   idleRssBytes: number;
   runningRssBytes: number;
+  /** RssAnon / RssFile of the running figure (heap and other anonymous memory / mapped files). */
+  runningRssAnonBytes: number;
+  runningRssFileBytes: number;
   /** VmHWM when all were running: the peak so far (the start burst included). */
   peakRssBytes: number;
   afterKillRssBytes: number;
@@ -849,6 +867,8 @@ async function benchRss(cpu: CpuAccounting, params: Params): Promise<RssResult> 
     // Steady state: a few seconds with every job running (the sweep runs every second).
     await new Promise((res) => setTimeout(res, 3_000));
     const runningRssBytes = statusBytes(s.pid, 'VmRSS');
+    const runningRssAnonBytes = statusBytes(s.pid, 'RssAnon');
+    const runningRssFileBytes = statusBytes(s.pid, 'RssFile');
     const peakRssBytes = statusBytes(s.pid, 'VmHWM');
     const conmons = r.value.running.map((j) => parentPid(Number(j.pid))).filter((p) => p > 1);
     const conmonRss = conmons.map((p) => statusBytes(p, 'VmRSS')).filter((b) => Number.isFinite(b));
@@ -866,6 +886,8 @@ async function benchRss(cpu: CpuAccounting, params: Params): Promise<RssResult> 
       jobs: r.value.running.length,
       idleRssBytes,
       runningRssBytes,
+      runningRssAnonBytes,
+      runningRssFileBytes,
       peakRssBytes,
       afterKillRssBytes,
       conmonRssBytes: median(conmonRss),
@@ -933,6 +955,22 @@ async function cleanupAll(cpu: CpuAccounting | undefined, dir: string | undefine
 // ---------------------------------------------------------------------------------------------------------
 // Report
 
+/** The commit the daemons were built from, and which of their source files differed from it. */
+function codeVersion(): { commit: string; modified: string[] } {
+  const git = (args: string[]): string => {
+    try {
+      return execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trimEnd();
+    } catch {
+      return '';
+    }
+  };
+  const modified = git(['status', '--porcelain', '--', 'apps', 'libs'])
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.slice(3));
+  return { commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown', modified };
+}
+
 const f1 = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : '-');
 const f2 = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '-');
 const int = (v: number): string => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '-');
@@ -962,14 +1000,14 @@ function latencyTables(r: LatencyResult, params: Params): string {
     rows,
   );
   const phases = markdown(
-    ['aetherd, sequential: phase (from the job\'s event times, ms resolution)', 'p50 ms', 'mean ms'],
-    r.phases.map((p) => [p.name, f1(p.p50), f1(p.mean)]),
+    ['aetherd, sequential: phase (from the job\'s event times, ms resolution)', 'p50 ms', 'mean ms', 'jobs'],
+    r.phases.map((p) => [p.name, f1(p.p50), f1(p.mean), String(p.count)]),
   );
   return [
     main,
     '',
     `CPU ms/job: CPU of every process involved (aetherd, conmon, runc, bash, the containers; not the benchmark's client) during the ${c}× run, per job.`,
-    `aetherd's own CPU (its thread pool and the runc start/delete it reaps included): ${f1(r.aetherd.aetherdCpuMsPerJob ?? NaN)} ms per job in the ${c}× run.`,
+    `Of that, aetherd's own CPU (node, all threads): ${f1(r.aetherd.aetherdCpuMsPerJob ?? NaN)} ms per job; the processes it ran and reaped (\`runc start\`, \`runc delete\`, conmon's first fork): ${f1(r.aetherd.aetherdChildrenCpuMsPerJob ?? NaN)} ms per job.`,
     `One runc CLI invocation that does next to nothing (\`runc list\`): p50 ${f1(r.runcInvocationMs.p50)} ms, p99 ${f1(r.runcInvocationMs.p99)} ms.`,
     '',
     phases,
@@ -1000,6 +1038,8 @@ function rssTable(r: RssResult): string {
     [
       ['VmRSS idle (after start and one call)', mb(r.idleRssBytes)],
       [`VmRSS with ${r.jobs} jobs RUNNING (3 s after the last started)`, mb(r.runningRssBytes)],
+      ['… of which RssAnon (JS heap, wasm memory, native allocations)', mb(r.runningRssAnonBytes)],
+      ['… of which RssFile (mapped code: node, native addons)', mb(r.runningRssFileBytes)],
       ['VmHWM (peak RSS, the start burst included)', mb(r.peakRssBytes)],
       [`VmRSS after killing all ${r.jobs} and waiting for their ends`, mb(r.afterKillRssBytes)],
       ['one conmon (median VmRSS)', mb(r.conmonRssBytes)],
@@ -1027,6 +1067,7 @@ async function main(): Promise<void> {
   const info = machineInfo();
   const command = ['node', 'tools/bench/dist/jobs/main.js', ...process.argv.slice(2)].join(' ');
   const started = new Date();
+  const code = codeVersion();
   const dir = mkdtempSync(join(tmpdir(), 'aether-bench-jobs-'));
   chmodSync(dir, 0o755);
   const cpu = CpuAccounting.setup();
@@ -1073,7 +1114,8 @@ async function main(): Promise<void> {
         name: `log streaming to a follower, ${l.label}`,
         value: `${f1(l.mbPerSec)} MB/s (${mib(l.receivedBytes)} MiB received, ${mib(l.skippedBytes)} MiB skipped, ${mib(l.gapBytes + l.missingAtEndBytes)} MiB lost)`,
         target: '≥ 200 MB/s',
-        pass: l.mbPerSec >= 200,
+        // A stream that lost data does not pass, whatever its rate.
+        pass: l.mbPerSec >= 200 && l.gapBytes + l.missingAtEndBytes === 0,
       });
     }
     if (rss) {
@@ -1097,6 +1139,7 @@ async function main(): Promise<void> {
       `Runtime: ${host.runtime.name} ${host.runtime.version} (${host.runtime.path}), conmon ${host.monitor.version}, cgroup v${host.cgroup.version}${host.cgroup.hybrid ? ' (hybrid)' : ''}`,
       `Date: ${started.toISOString()} (took ${Math.round((finished.getTime() - started.getTime()) / 1000)} s)`,
       `Command: ${command}`,
+      `Code: commit ${code.commit}${code.modified.length > 0 ? ` with uncommitted changes in ${code.modified.join(', ')}` : ''} (the daemons run from apps/*/dist as built)`,
       ...(latency
         ? [
             '',
@@ -1140,6 +1183,7 @@ async function main(): Promise<void> {
         benchmark: 'jobs',
         date: started.toISOString(),
         command,
+        code,
         machine: { ...info, memoryBytes: totalmem() },
         runtime: { runc: host.runtime, conmon: host.monitor, cgroup: host.cgroup },
         params,
