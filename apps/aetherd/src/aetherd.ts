@@ -45,6 +45,6 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
         tokenServiceHandlers(signer, registry, config.tokens.defaultTtlSeconds),
       )
       .addService(governanceV1.AuditServiceService, auditServiceHandlers(config.auditLog));
-    return { close: () => Promise.resolve(jobs.close()) };
+    return { close: () => jobs.close() };
   },
 };

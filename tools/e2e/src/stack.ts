@@ -1,5 +1,14 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -224,7 +233,14 @@ export class Stack {
       runc(['delete', '--force', c.id]);
     for (const ctrl of readdirSafe('/sys/fs/cgroup')) {
       const parent = join('/sys/fs/cgroup', ctrl, this.jobsCgroupParent);
-      for (const child of readdirSafe(parent)) rmdirSafe(join(parent, child));
+      for (const child of readdirSafe(parent)) {
+        // A container caught half-created (runc init waiting for start) is in no runtime state yet.
+        for (let i = 0; i < 50 && readProcs(join(parent, child)).length > 0; i++) {
+          for (const pid of readProcs(join(parent, child))) killSafe(pid);
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        }
+        rmdirSafe(join(parent, child));
+      }
       rmdirSafe(parent);
     }
     rmdirSafe(join('/sys/fs/cgroup', this.jobsCgroupParent));
@@ -239,6 +255,22 @@ function readdirSafe(dir: string): string[] {
       .map((d) => d.name);
   } catch {
     return [];
+  }
+}
+
+function readProcs(dir: string): number[] {
+  try {
+    return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function killSafe(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Gone already.
   }
 }
 

@@ -102,6 +102,7 @@ export class JobManager {
   private readonly queue: string[] = [];
   private readonly active = new Set<string>();
   private readonly finishing = new Set<string>();
+  private readonly starts = new Set<Promise<void>>();
   private readonly timers = new Map<string, NodeJS.Timeout[]>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly logs = new Map<string, JobLog>();
@@ -140,9 +141,16 @@ export class JobManager {
     this.pump();
   }
 
-  /** Stops watching; running jobs keep running under their monitors. */
-  close(): void {
+  /**
+   * Stops watching; running jobs keep running under their monitors. Starts in flight finish first (up to
+   * 10 s), so that no container is left half-created: one the runtime created but never started.
+   */
+  async close(): Promise<void> {
     this.closed = true;
+    await Promise.race([
+      Promise.allSettled([...this.starts]),
+      new Promise((r) => setTimeout(r, 10_000).unref()),
+    ]);
     this.exitWatcher?.close();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const list of this.timers.values()) for (const t of list) clearTimeout(t);

@@ -22,7 +22,7 @@ export async function startJobs(
 ): Promise<{
   handlers: ServiceHandlers<typeof jobsV1.JobServiceService>;
   manager: JobManager;
-  close: () => void;
+  close: () => Promise<void>;
 }> {
   const jobsConfig: ResolvedJobsConfig = {
     ...config.jobs,

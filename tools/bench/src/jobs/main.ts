@@ -330,6 +330,30 @@ for ((i = 0; i < n; i++)); do
 done
 `;
 
+/**
+ * The three runc invocations aetherd's path makes, timed one by one, without conmon: `runc create`
+ * (stdio /dev/null), `runc start`, then `runc delete --force` (which kills the process if /bin/true has
+ * not exited yet). Each line: the four time stamps (µs) and the three exit statuses.
+ */
+const SPLIT_SCRIPT = `
+set -u
+runc=$1 root=$2 bundle=$3 prefix=$4 n=$5 errlog=$6
+for ((i = 0; i < n; i++)); do
+  id="$prefix-$i"
+  s=$EPOCHREALTIME
+  "$runc" --root "$root" create --bundle "$bundle" "$id" </dev/null >/dev/null 2>>"$errlog"
+  rc1=$?
+  c=$EPOCHREALTIME
+  "$runc" --root "$root" start "$id" </dev/null >/dev/null 2>>"$errlog"
+  rc2=$?
+  t=$EPOCHREALTIME
+  "$runc" --root "$root" delete --force "$id" </dev/null >/dev/null 2>>"$errlog"
+  rc3=$?
+  e=$EPOCHREALTIME
+  echo "\${s/./} \${c/./} \${t/./} \${e/./} $rc1 $rc2 $rc3"
+done
+`;
+
 /** `CMD` N times (no container): the cost of one runc CLI invocation that does next to nothing. */
 const INVOCATION_SCRIPT = `
 set -u
@@ -408,6 +432,30 @@ class DirectRuntime {
     return results.flat();
   }
 
+  /** create, start and delete as separate invocations, on the last bundle; per step in ms. */
+  async split(n: number): Promise<{ create: number; start: number; delete: number }[]> {
+    const bundle = this.bundles[this.bundles.length - 1];
+    if (!bundle) throw new Error('no bundle');
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn('bash', ['-c', SPLIT_SCRIPT, 'bench-split', this.runcPath, this.root, bundle.dir, `bench-${process.pid}-split-${this.seq++}`, String(n), this.errlog], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, LC_ALL: 'C' },
+      });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      child.on('error', reject);
+      child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`split loop exited with ${code}`))));
+    });
+    return out
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const [s0, c, t, e, ...rcs] = line.split(' ').map(Number) as number[];
+        if (rcs.some((rc) => rc !== 0)) throw new Error(`runc create/start/delete failed (${rcs.join(' ')}); see the runc errors`);
+        return { create: ((c ?? 0) - (s0 ?? 0)) / 1000, start: ((t ?? 0) - (c ?? 0)) / 1000, delete: ((e ?? 0) - (t ?? 0)) / 1000 };
+      });
+  }
+
   async invocations(n: number): Promise<Timed[]> {
     return runBash(INVOCATION_SCRIPT, [this.runcPath, this.root, String(n)]);
   }
@@ -461,6 +509,7 @@ const stateName = (s: jobsV1.JobState): string => jobsV1.jobStateToJSON(s).repla
 
 /** One /bin/true job through aetherd, as a client sees it, with the job's own event times. */
 interface AetherdJob {
+  name: string;
   /** client: SubmitJob sent → WaitJob answered, ms */
   totalMs: number;
   /** ms since the epoch, from the job's events */
@@ -481,6 +530,7 @@ async function runTrueJob(client: AetherClient, spec: jobsV1.JobSpec): Promise<A
   if (done.state !== JobState.JOB_STATE_SUCCEEDED)
     throw new Error(`${done.name} ended ${stateName(done.state)}: ${done.failureReason || 'no reason given'}`);
   return {
+    name: done.name,
     totalMs,
     start,
     end: start + totalMs,
@@ -556,6 +606,8 @@ interface LatencyResult {
   direct: PathResult;
   phases: Phase[];
   runcInvocationMs: LatencySummary;
+  /** `runc create`, `runc start`, `runc delete --force` as separate invocations (no conmon), sequential. */
+  splitMs: { create: LatencySummary; start: LatencySummary; delete: LatencySummary; total: LatencySummary };
   samples: { aetherdMs: number[]; directMs: number[]; aetherdConcurrentMs: number[]; directConcurrentMs: number[] };
 }
 
@@ -564,7 +616,8 @@ function span(rows: Timed[]): number {
 }
 
 async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, params: Params): Promise<LatencyResult> {
-  const bundles = buildBundles(dir, host, params.concurrency, ['/bin/true']);
+  // One bundle per concurrent loop, and one more for the create/start/delete split.
+  const bundles = buildBundles(dir, host, params.concurrency + 1, ['/bin/true']);
   const direct = new DirectRuntime(host.runtime.path, join(dir, 'runc-root'), bundles, join(dir, 'runc-errors.log'));
   directRuntimes.add(direct);
   const s = await startStack(`/${BENCH_CGROUP}/aetherd-latency`);
@@ -574,6 +627,7 @@ async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, pa
     await direct.run(1, params.warmup);
     await aetherdSequential(s.client, spec, params.warmup);
 
+    const split: { create: number; start: number; delete: number }[] = [];
     const aSeq: (AetherdJob & Timed)[] = [];
     const dSeq: Timed[] = [];
     const aOther: number[] = [];
@@ -583,9 +637,11 @@ async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, pa
       const n = Math.min(perBlock, params.jobs - b * perBlock);
       if (n <= 0) break;
       process.stderr.write(`bench jobs: latency: sequential block ${b + 1}/${params.blocks} (${n} jobs each)…\n`);
-      const order = b % 2 === 0 ? (['direct', 'aetherd'] as const) : (['aetherd', 'direct'] as const);
+      const order = b % 2 === 0 ? (['direct', 'split', 'aetherd'] as const) : (['aetherd', 'split', 'direct'] as const);
       for (const which of order) {
-        if (which === 'direct') {
+        if (which === 'split') {
+          split.push(...(await direct.split(n)));
+        } else if (which === 'direct') {
           const r = await measured(cpu, () => direct.run(1, n));
           dSeq.push(...r.value);
           dOther.push(r.window.otherCpuPercent);
@@ -595,6 +651,13 @@ async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, pa
           aOther.push(r.window.otherCpuPercent);
         }
       }
+    }
+
+    // Where aetherd records the cleanup after answering WaitJob, the job as answered lacks CLEANED_UP.
+    for (const j of aSeq) {
+      if (Number.isFinite(j.cleanedUp)) continue;
+      const res = await s.client.call(s.client.jobs, 'getJob', jobsV1.GetJobRequest.fromPartial({ name: j.name }));
+      if (res.job) j.cleanedUp = eventTime(res.job, JobEventType.JOB_EVENT_TYPE_CLEANED_UP);
     }
 
     const per = Math.ceil(params.throughputJobs / params.concurrency);
@@ -631,7 +694,6 @@ async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, pa
       otherCpuPercent: [...dOther, dConc.window.otherCpuPercent],
     };
     const phase = (name: string, all: number[]): Phase => {
-      // CLEANED_UP may come after WaitJob's answer (then the job as answered has no such event yet).
       const values = all.filter((v) => Number.isFinite(v));
       return { name, p50: median(values), mean: values.reduce((a, b) => a + b, 0) / values.length, count: values.length };
     };
@@ -643,7 +705,7 @@ async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, pa
       phase('STARTING → STARTED (job dir, bundle, config.json; conmon spawn, `runc create` under conmon; `runc start`; SQLite)', aSeq.map((j) => j.started - j.starting)),
       phase('STARTED → exit noticed (the process runs; conmon writes the exit file; inotify)', aSeq.map((j) => j.ended - j.started)),
       phase('exit noticed → EXITED recorded (cgroup stats, log scan, SQLite; cleanup too where it comes first)', aSeq.map((j) => j.exited - j.ended)),
-      phase('EXITED → CLEANED_UP recorded (`runc delete --force`, cgroup and bundle removal, SQLite; 0 where recorded together)', aSeq.map((j) => j.cleanedUp - j.exited)),
+      phase('EXITED → CLEANED_UP recorded (`runc delete --force`, cgroup and bundle removal, SQLite; 0 where recorded together, else after the answer)', aSeq.map((j) => j.cleanedUp - j.exited)),
       phase('total (client)', aSeq.map((j) => j.totalMs)),
     ];
     return {
@@ -651,6 +713,12 @@ async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, pa
       direct: directResult,
       phases,
       runcInvocationMs: summarize(ms1(invocations)),
+      splitMs: {
+        create: summarize(split.map((x) => x.create)),
+        start: summarize(split.map((x) => x.start)),
+        delete: summarize(split.map((x) => x.delete)),
+        total: summarize(split.map((x) => x.create + x.start + x.delete)),
+      },
       samples: {
         aetherdMs: aSeq.map((j) => j.totalMs),
         directMs: ms1(dSeq),
@@ -1009,6 +1077,8 @@ function latencyTables(r: LatencyResult, params: Params): string {
     `CPU ms/job: CPU of every process involved (aetherd, conmon, runc, bash, the containers; not the benchmark's client) during the ${c}× run, per job.`,
     `Of that, aetherd's own CPU (node, all threads): ${f1(r.aetherd.aetherdCpuMsPerJob ?? NaN)} ms per job; the processes it ran and reaped (\`runc start\`, \`runc delete\`, conmon's first fork): ${f1(r.aetherd.aetherdChildrenCpuMsPerJob ?? NaN)} ms per job.`,
     `One runc CLI invocation that does next to nothing (\`runc list\`): p50 ${f1(r.runcInvocationMs.p50)} ms, p99 ${f1(r.runcInvocationMs.p99)} ms.`,
+    `The same bundle with aetherd's three runc invocations, one by one from bash (no conmon), sequential p50: \`runc create\` ${f1(r.splitMs.create.p50)} ms, ` +
+      `\`runc start\` ${f1(r.splitMs.start.p50)} ms, \`runc delete --force\` ${f1(r.splitMs.delete.p50)} ms; the three together ${f1(r.splitMs.total.p50)} ms (p99 ${f1(r.splitMs.total.p99)} ms).`,
     '',
     phases,
   ].join('\n');
