@@ -119,7 +119,8 @@ function parseParams(): { params: Params; jsonFile: string | undefined } {
   const count = (name: string, raw: string | undefined, full: number, small: number): number => {
     if (raw === undefined) return quick ? small : full;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(raw)}`);
     return n;
   };
   const parts = values.parts.split(',').map((p) => {
@@ -165,7 +166,9 @@ class CpuAccounting {
       writeFileSync(join(self, 'cgroup.procs'), String(process.pid));
       return new CpuAccounting(join(hierarchy, BENCH_CGROUP, 'cpuacct.usage'), join(hierarchy, original));
     } catch (err) {
-      process.stderr.write(`bench jobs: warning: no cpuacct cgroup for the benchmark (${String(err)}); "other processes" is unknown\n`);
+      process.stderr.write(
+        `bench jobs: warning: no cpuacct cgroup for the benchmark (${String(err)}); "other processes" is unknown\n`,
+      );
       return new CpuAccounting(undefined, undefined);
     }
   }
@@ -201,7 +204,10 @@ interface CpuWindow {
   otherCpuPercent: number;
 }
 
-async function measured<T>(cpu: CpuAccounting, fn: () => Promise<T>): Promise<{ value: T; window: CpuWindow }> {
+async function measured<T>(
+  cpu: CpuAccounting,
+  fn: () => Promise<T>,
+): Promise<{ value: T; window: CpuWindow }> {
   const busy0 = machineBusyMicros();
   const ours0 = cpu.oursMicros();
   const client0 = process.cpuUsage();
@@ -394,7 +400,8 @@ function runBash(script: string, args: string[]): Promise<Timed[]> {
         if (rc !== 0) failed.push(rc);
         rows.push({ start: s / 1000, end: e / 1000 });
       }
-      if (failed.length > 0) return reject(new Error(`${failed.length} of ${rows.length} runc runs failed (exit ${failed[0]})`));
+      if (failed.length > 0)
+        return reject(new Error(`${failed.length} of ${rows.length} runc runs failed (exit ${failed[0]})`));
       resolve(rows);
     });
   });
@@ -416,17 +423,22 @@ class DirectRuntime {
       Array.from({ length: loops }, (_, k) => {
         const bundle = this.bundles[k];
         if (!bundle) throw new Error(`no bundle for loop ${k}`);
-        return runBash(LOOP_SCRIPT, [this.runcPath, this.root, bundle.dir, `bench-${process.pid}-${batch}-${k}`, String(perLoop), this.errlog]).catch(
-          (err: unknown) => {
-            let tail = '';
-            try {
-              tail = readFileSync(this.errlog, 'utf8').slice(-2000);
-            } catch {
-              // no log
-            }
-            throw new Error(`${(err as Error).message}\n${tail}`);
-          },
-        );
+        return runBash(LOOP_SCRIPT, [
+          this.runcPath,
+          this.root,
+          bundle.dir,
+          `bench-${process.pid}-${batch}-${k}`,
+          String(perLoop),
+          this.errlog,
+        ]).catch((err: unknown) => {
+          let tail = '';
+          try {
+            tail = readFileSync(this.errlog, 'utf8').slice(-2000);
+          } catch {
+            // no log
+          }
+          throw new Error(`${(err as Error).message}\n${tail}`);
+        });
       }),
     );
     return results.flat();
@@ -437,22 +449,43 @@ class DirectRuntime {
     const bundle = this.bundles[this.bundles.length - 1];
     if (!bundle) throw new Error('no bundle');
     const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn('bash', ['-c', SPLIT_SCRIPT, 'bench-split', this.runcPath, this.root, bundle.dir, `bench-${process.pid}-split-${this.seq++}`, String(n), this.errlog], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-        env: { ...process.env, LC_ALL: 'C' },
-      });
+      const child = spawn(
+        'bash',
+        [
+          '-c',
+          SPLIT_SCRIPT,
+          'bench-split',
+          this.runcPath,
+          this.root,
+          bundle.dir,
+          `bench-${process.pid}-split-${this.seq++}`,
+          String(n),
+          this.errlog,
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+          env: { ...process.env, LC_ALL: 'C' },
+        },
+      );
       let text = '';
       child.stdout.on('data', (d: Buffer) => (text += d.toString()));
       child.on('error', reject);
-      child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`split loop exited with ${code}`))));
+      child.on('exit', (code) =>
+        code === 0 ? resolve(text) : reject(new Error(`split loop exited with ${code}`)),
+      );
     });
     return out
       .trim()
       .split('\n')
       .map((line) => {
         const [s0, c, t, e, ...rcs] = line.split(' ').map(Number) as number[];
-        if (rcs.some((rc) => rc !== 0)) throw new Error(`runc create/start/delete failed (${rcs.join(' ')}); see the runc errors`);
-        return { create: ((c ?? 0) - (s0 ?? 0)) / 1000, start: ((t ?? 0) - (c ?? 0)) / 1000, delete: ((e ?? 0) - (t ?? 0)) / 1000 };
+        if (rcs.some((rc) => rc !== 0))
+          throw new Error(`runc create/start/delete failed (${rcs.join(' ')}); see the runc errors`);
+        return {
+          create: ((c ?? 0) - (s0 ?? 0)) / 1000,
+          start: ((t ?? 0) - (c ?? 0)) / 1000,
+          delete: ((e ?? 0) - (t ?? 0)) / 1000,
+        };
       });
   }
 
@@ -464,8 +497,12 @@ class DirectRuntime {
   cleanup(): void {
     let list: { id: string }[] = [];
     try {
-      list = (JSON.parse(execFileSync(this.runcPath, ['--root', this.root, 'list', '--format', 'json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }) || 'null') ??
-        []) as { id: string }[];
+      list = (JSON.parse(
+        execFileSync(this.runcPath, ['--root', this.root, 'list', '--format', 'json'], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }) || 'null',
+      ) ?? []) as { id: string }[];
     } catch {
       return;
     }
@@ -482,7 +519,8 @@ class DirectRuntime {
 // ---------------------------------------------------------------------------------------------------------
 // aetherd through the API
 
-const ms = (t: timestampV1.Timestamp | undefined): number => (t ? Number(t.seconds) * 1000 + t.nanos / 1e6 : NaN);
+const ms = (t: timestampV1.Timestamp | undefined): number =>
+  t ? Number(t.seconds) * 1000 + t.nanos / 1e6 : NaN;
 
 function eventTime(job: jobsV1.Job, type: jobsV1.JobEventType): number {
   return ms(job.events.find((e) => e.type === type)?.time);
@@ -528,7 +566,9 @@ async function runTrueJob(client: AetherClient, spec: jobsV1.JobSpec): Promise<A
   const done = await waitEnd(client, job.name);
   const totalMs = performance.now() - t0;
   if (done.state !== JobState.JOB_STATE_SUCCEEDED)
-    throw new Error(`${done.name} ended ${stateName(done.state)}: ${done.failureReason || 'no reason given'}`);
+    throw new Error(
+      `${done.name} ended ${stateName(done.state)}: ${done.failureReason || 'no reason given'}`,
+    );
   return {
     name: done.name,
     totalMs,
@@ -543,13 +583,22 @@ async function runTrueJob(client: AetherClient, spec: jobsV1.JobSpec): Promise<A
   };
 }
 
-async function aetherdSequential(client: AetherClient, spec: jobsV1.JobSpec, n: number): Promise<(AetherdJob & Timed)[]> {
+async function aetherdSequential(
+  client: AetherClient,
+  spec: jobsV1.JobSpec,
+  n: number,
+): Promise<(AetherdJob & Timed)[]> {
   const out: (AetherdJob & Timed)[] = [];
   for (let i = 0; i < n; i++) out.push(await runTrueJob(client, spec));
   return out;
 }
 
-async function aetherdConcurrent(client: AetherClient, spec: jobsV1.JobSpec, submitters: number, perSubmitter: number): Promise<(AetherdJob & Timed)[]> {
+async function aetherdConcurrent(
+  client: AetherClient,
+  spec: jobsV1.JobSpec,
+  submitters: number,
+  perSubmitter: number,
+): Promise<(AetherdJob & Timed)[]> {
   const out: (AetherdJob & Timed)[] = [];
   await Promise.all(
     Array.from({ length: submitters }, async () => {
@@ -559,7 +608,9 @@ async function aetherdConcurrent(client: AetherClient, spec: jobsV1.JobSpec, sub
   return out;
 }
 
-async function startStack(cgroupParent: string): Promise<{ stack: Stack; client: AetherClient; pid: number }> {
+async function startStack(
+  cgroupParent: string,
+): Promise<{ stack: Stack; client: AetherClient; pid: number }> {
   const stack = await new Stack({ jobs: { cgroupParent } }).init();
   openStacks.add(stack);
   await stack.start('aetherd');
@@ -608,17 +659,32 @@ interface LatencyResult {
   runcInvocationMs: LatencySummary;
   /** `runc create`, `runc start`, `runc delete --force` as separate invocations (no conmon), sequential. */
   splitMs: { create: LatencySummary; start: LatencySummary; delete: LatencySummary; total: LatencySummary };
-  samples: { aetherdMs: number[]; directMs: number[]; aetherdConcurrentMs: number[]; directConcurrentMs: number[] };
+  samples: {
+    aetherdMs: number[];
+    directMs: number[];
+    aetherdConcurrentMs: number[];
+    directConcurrentMs: number[];
+  };
 }
 
 function span(rows: Timed[]): number {
   return Math.max(...rows.map((r) => r.end)) - Math.min(...rows.map((r) => r.start));
 }
 
-async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, params: Params): Promise<LatencyResult> {
+async function benchLatency(
+  dir: string,
+  host: HostFacts,
+  cpu: CpuAccounting,
+  params: Params,
+): Promise<LatencyResult> {
   // One bundle per concurrent loop, and one more for the create/start/delete split.
   const bundles = buildBundles(dir, host, params.concurrency + 1, ['/bin/true']);
-  const direct = new DirectRuntime(host.runtime.path, join(dir, 'runc-root'), bundles, join(dir, 'runc-errors.log'));
+  const direct = new DirectRuntime(
+    host.runtime.path,
+    join(dir, 'runc-root'),
+    bundles,
+    join(dir, 'runc-errors.log'),
+  );
   directRuntimes.add(direct);
   const s = await startStack(`/${BENCH_CGROUP}/aetherd-latency`);
   try {
@@ -636,8 +702,11 @@ async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, pa
     for (let b = 0; b < params.blocks; b++) {
       const n = Math.min(perBlock, params.jobs - b * perBlock);
       if (n <= 0) break;
-      process.stderr.write(`bench jobs: latency: sequential block ${b + 1}/${params.blocks} (${n} jobs each)…\n`);
-      const order = b % 2 === 0 ? (['direct', 'split', 'aetherd'] as const) : (['aetherd', 'split', 'direct'] as const);
+      process.stderr.write(
+        `bench jobs: latency: sequential block ${b + 1}/${params.blocks} (${n} jobs each)…\n`,
+      );
+      const order =
+        b % 2 === 0 ? (['direct', 'split', 'aetherd'] as const) : (['aetherd', 'split', 'direct'] as const);
       for (const which of order) {
         if (which === 'split') {
           split.push(...(await direct.split(n)));
@@ -656,12 +725,18 @@ async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, pa
     // Where aetherd records the cleanup after answering WaitJob, the job as answered lacks CLEANED_UP.
     for (const j of aSeq) {
       if (Number.isFinite(j.cleanedUp)) continue;
-      const res = await s.client.call(s.client.jobs, 'getJob', jobsV1.GetJobRequest.fromPartial({ name: j.name }));
+      const res = await s.client.call(
+        s.client.jobs,
+        'getJob',
+        jobsV1.GetJobRequest.fromPartial({ name: j.name }),
+      );
       if (res.job) j.cleanedUp = eventTime(res.job, JobEventType.JOB_EVENT_TYPE_CLEANED_UP);
     }
 
     const per = Math.ceil(params.throughputJobs / params.concurrency);
-    process.stderr.write(`bench jobs: latency: ${params.concurrency} concurrent loops/submitters, ${per} jobs each…\n`);
+    process.stderr.write(
+      `bench jobs: latency: ${params.concurrency} concurrent loops/submitters, ${per} jobs each…\n`,
+    );
     const dConc = await measured(cpu, () => direct.run(params.concurrency, per));
     const cpu0 = processCpuMs(s.pid);
     const aConc = await measured(cpu, () => aetherdConcurrent(s.client, spec, params.concurrency, per));
@@ -695,18 +770,44 @@ async function benchLatency(dir: string, host: HostFacts, cpu: CpuAccounting, pa
     };
     const phase = (name: string, all: number[]): Phase => {
       const values = all.filter((v) => Number.isFinite(v));
-      return { name, p50: median(values), mean: values.reduce((a, b) => a + b, 0) / values.length, count: values.length };
+      return {
+        name,
+        p50: median(values),
+        mean: values.reduce((a, b) => a + b, 0) / values.length,
+        count: values.length,
+      };
     };
     // EXITED is recorded when the waiters are woken; CLEANED_UP with it (cleanup first) or after it
     // (cleanup after the answer), depending on aetherd's version: phases that cover both.
     const phases: Phase[] = [
-      phase('outside aetherd\'s records: client → SUBMITTED, and EXITED → WaitJob answered (RPC, TLS, validation, Cedar, audit; WaitJob wake-up and answer)', aSeq.map((j) => j.totalMs - (j.exited - j.submitted))),
-      phase('SUBMITTED → STARTING (queue)', aSeq.map((j) => j.starting - j.submitted)),
-      phase('STARTING → STARTED (job dir, bundle, config.json; conmon spawn, `runc create` under conmon; `runc start`; SQLite)', aSeq.map((j) => j.started - j.starting)),
-      phase('STARTED → exit noticed (the process runs; conmon writes the exit file; inotify)', aSeq.map((j) => j.ended - j.started)),
-      phase('exit noticed → EXITED recorded (cgroup stats, log scan, SQLite; cleanup too where it comes first)', aSeq.map((j) => j.exited - j.ended)),
-      phase('EXITED → CLEANED_UP recorded (`runc delete --force`, cgroup and bundle removal, SQLite; 0 where recorded together, else after the answer)', aSeq.map((j) => j.cleanedUp - j.exited)),
-      phase('total (client)', aSeq.map((j) => j.totalMs)),
+      phase(
+        "outside aetherd's records: client → SUBMITTED, and EXITED → WaitJob answered (RPC, TLS, validation, Cedar, audit; WaitJob wake-up and answer)",
+        aSeq.map((j) => j.totalMs - (j.exited - j.submitted)),
+      ),
+      phase(
+        'SUBMITTED → STARTING (queue)',
+        aSeq.map((j) => j.starting - j.submitted),
+      ),
+      phase(
+        'STARTING → STARTED (job dir, bundle, config.json; conmon spawn, `runc create` under conmon; `runc start`; SQLite)',
+        aSeq.map((j) => j.started - j.starting),
+      ),
+      phase(
+        'STARTED → exit noticed (the process runs; conmon writes the exit file; inotify)',
+        aSeq.map((j) => j.ended - j.started),
+      ),
+      phase(
+        'exit noticed → EXITED recorded (cgroup stats, log scan, SQLite; cleanup too where it comes first)',
+        aSeq.map((j) => j.exited - j.ended),
+      ),
+      phase(
+        'EXITED → CLEANED_UP recorded (`runc delete --force`, cgroup and bundle removal, SQLite; 0 where recorded together, else after the answer)',
+        aSeq.map((j) => j.cleanedUp - j.exited),
+      ),
+      phase(
+        'total (client)',
+        aSeq.map((j) => j.totalMs),
+      ),
     ];
     return {
       aetherd,
@@ -777,7 +878,9 @@ async function benchLogs(cpu: CpuAccounting, params: Params): Promise<LogRun[]> 
     ];
     for (const v of variants) {
       const script =
-        v.output === 'zeros' ? `head -c ${params.logBytes} /dev/zero` : `yes ${LINE} | head -c ${params.logBytes}`;
+        v.output === 'zeros'
+          ? `head -c ${params.logBytes} /dev/zero`
+          : `yes ${LINE} | head -c ${params.logBytes}`;
       const maxLogBytes = v.cap === 'default' ? 64 * MiB : 2 * GiB;
       const label = `${v.output === 'zeros' ? 'zeros, no newlines' : '128-byte lines'}, ${v.cap === 'default' ? 'default log cap (64 MiB)' : 'max_log_bytes 2 GiB'}`;
       process.stderr.write(`bench jobs: logs: ${label}…\n`);
@@ -825,7 +928,18 @@ async function benchLogs(cpu: CpuAccounting, params: Params): Promise<LogRun[]> 
         }
         const endToEnd = performance.now() - t0;
         const done = await waitEnd(s.client, job.name, 60_000);
-        return { first, last, received, skipped, messages, gaps, gapCount, endOffset: expected, endToEnd, done };
+        return {
+          first,
+          last,
+          received,
+          skipped,
+          messages,
+          gaps,
+          gapCount,
+          endOffset: expected,
+          endToEnd,
+          done,
+        };
       });
       const { first, last, received, skipped, messages, gaps, gapCount, endOffset, endToEnd, done } = r.value;
       const streamSeconds = (last - first) / 1000;
@@ -850,7 +964,11 @@ async function benchLogs(cpu: CpuAccounting, params: Params): Promise<LogRun[]> 
         clientCpuSeconds: r.window.clientCpuMs / 1000,
         otherCpuPercent: r.window.otherCpuPercent,
       });
-      await s.client.call(s.client.jobs, 'deleteJob', jobsV1.DeleteJobRequest.fromPartial({ name: done.name }));
+      await s.client.call(
+        s.client.jobs,
+        'deleteJob',
+        jobsV1.DeleteJobRequest.fromPartial({ name: done.name }),
+      );
     }
     return runs;
   } finally {
@@ -920,14 +1038,20 @@ async function benchRss(cpu: CpuAccounting, params: Params): Promise<RssResult> 
       for (;;) {
         running = await listRunning(s.client);
         if (running.length >= params.running) break;
-        if (performance.now() - t0 > 100_000) throw new Error(`only ${running.length} of ${params.running} jobs RUNNING after 100 s`);
+        if (performance.now() - t0 > 100_000)
+          throw new Error(`only ${running.length} of ${params.running} jobs RUNNING after 100 s`);
         const failed = await s.client.call(
           s.client.jobs,
           'listJobs',
-          jobsV1.ListJobsRequest.fromPartial({ states: [JobState.JOB_STATE_START_FAILED, JobState.JOB_STATE_FAILED], pageSize: 5 }),
+          jobsV1.ListJobsRequest.fromPartial({
+            states: [JobState.JOB_STATE_START_FAILED, JobState.JOB_STATE_FAILED],
+            pageSize: 5,
+          }),
         );
         if (failed.jobs.length > 0)
-          throw new Error(`${failed.jobs[0]?.name} ended ${stateName(failed.jobs[0]!.state)}: ${failed.jobs[0]?.failureReason}`);
+          throw new Error(
+            `${failed.jobs[0]?.name} ended ${stateName(failed.jobs[0]!.state)}: ${failed.jobs[0]?.failureReason}`,
+          );
         await new Promise((res) => setTimeout(res, 250));
       }
       return { names, running, seconds: (performance.now() - t0) / 1000 };
@@ -1016,7 +1140,8 @@ async function cleanupAll(cpu: CpuAccounting | undefined, dir: string | undefine
   for (const d of [...directRuntimes]) d.cleanup();
   cpu?.restore();
   const problems = removeBenchCgroups();
-  if (problems.length > 0) process.stderr.write(`bench jobs: warning: could not remove cgroups: ${problems.join('; ')}\n`);
+  if (problems.length > 0)
+    process.stderr.write(`bench jobs: warning: could not remove cgroups: ${problems.join('; ')}\n`);
   if (dir) rmSync(dir, { recursive: true, force: true });
 }
 
@@ -1027,7 +1152,11 @@ async function cleanupAll(cpu: CpuAccounting | undefined, dir: string | undefine
 function codeVersion(): { commit: string; modified: string[] } {
   const git = (args: string[]): string => {
     try {
-      return execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trimEnd();
+      return execFileSync('git', args, {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trimEnd();
     } catch {
       return '';
     }
@@ -1064,11 +1193,20 @@ function latencyTables(r: LatencyResult, params: Params): string {
     f1(p.cpuMsPerJob),
   ]);
   const main = markdown(
-    ['Path', 'seq p50 ms', 'seq p90 ms', 'seq p99 ms', `${c}× jobs/s`, `${c}× p50 ms`, `${c}× p99 ms`, `CPU ms/job (${c}×)`],
+    [
+      'Path',
+      'seq p50 ms',
+      'seq p90 ms',
+      'seq p99 ms',
+      `${c}× jobs/s`,
+      `${c}× p50 ms`,
+      `${c}× p99 ms`,
+      `CPU ms/job (${c}×)`,
+    ],
     rows,
   );
   const phases = markdown(
-    ['aetherd, sequential: phase (from the job\'s event times, ms resolution)', 'p50 ms', 'mean ms', 'jobs'],
+    ["aetherd, sequential: phase (from the job's event times, ms resolution)", 'p50 ms', 'mean ms', 'jobs'],
     r.phases.map((p) => [p.name, f1(p.p50), f1(p.mean), String(p.count)]),
   );
   return [
@@ -1086,7 +1224,18 @@ function latencyTables(r: LatencyResult, params: Params): string {
 
 function logsTable(runs: LogRun[]): string {
   return markdown(
-    ['Job output (1 GiB = 1,073,741,824 bytes to stdout)', 'received MiB', 'skipped_bytes MiB', 'lost MiB', 'first→last byte s', 'MB/s', 'submit→stream end s', 'job wall s', 'aetherd CPU s', 'client CPU s'],
+    [
+      'Job output (1 GiB = 1,073,741,824 bytes to stdout)',
+      'received MiB',
+      'skipped_bytes MiB',
+      'lost MiB',
+      'first→last byte s',
+      'MB/s',
+      'submit→stream end s',
+      'job wall s',
+      'aetherd CPU s',
+      'client CPU s',
+    ],
     runs.map((l) => [
       l.label,
       mib(l.receivedBytes),
@@ -1113,7 +1262,10 @@ function rssTable(r: RssResult): string {
       ['VmHWM (peak RSS, the start burst included)', mb(r.peakRssBytes)],
       [`VmRSS after killing all ${r.jobs} and waiting for their ends`, mb(r.afterKillRssBytes)],
       ['one conmon (median VmRSS)', mb(r.conmonRssBytes)],
-      [`all ${r.conmonsFound} conmons together (VmRSS; shared pages counted in each)`, mb(r.conmonRssTotalBytes)],
+      [
+        `all ${r.conmonsFound} conmons together (VmRSS; shared pages counted in each)`,
+        mb(r.conmonRssTotalBytes),
+      ],
     ],
   );
 }
@@ -1127,13 +1279,17 @@ interface Target {
 
 function targetLines(list: Target[]): string {
   return list
-    .map((t) => `- ${t.pass === undefined ? 'INFO' : t.pass ? 'PASS' : 'MISS'} ${t.name}: ${t.value}${t.pass === undefined ? '' : ` (target ${t.target})`}`)
+    .map(
+      (t) =>
+        `- ${t.pass === undefined ? 'INFO' : t.pass ? 'PASS' : 'MISS'} ${t.name}: ${t.value}${t.pass === undefined ? '' : ` (target ${t.target})`}`,
+    )
     .join('\n');
 }
 
 async function main(): Promise<void> {
   const { params, jsonFile } = parseParams();
-  if (process.getuid?.() !== 0) throw new Error('run as root: the benchmark starts containers and creates cgroups');
+  if (process.getuid?.() !== 0)
+    throw new Error('run as root: the benchmark starts containers and creates cgroups');
   const info = machineInfo();
   const command = ['node', 'tools/bench/dist/jobs/main.js', ...process.argv.slice(2)].join(' ');
   const started = new Date();
@@ -1151,9 +1307,14 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const host = await probeHost({ runtime: 'runc', runtimeRoot: join(dir, 'probe-root'), scratchDir: join(dir, 'probe') });
+    const host = await probeHost({
+      runtime: 'runc',
+      runtimeRoot: join(dir, 'probe-root'),
+      scratchDir: join(dir, 'probe'),
+    });
     if (!host.runtime.working) throw new Error(`runc does not work here: ${host.runtime.error ?? 'unknown'}`);
-    if (!host.monitor.working) throw new Error(`conmon does not work here: ${host.monitor.error ?? 'unknown'}`);
+    if (!host.monitor.working)
+      throw new Error(`conmon does not work here: ${host.monitor.error ?? 'unknown'}`);
 
     let latency: LatencyResult | undefined;
     let logs: LogRun[] | undefined;
@@ -1224,7 +1385,7 @@ async function main(): Promise<void> {
             '',
             `2. Log streaming: a job writes ${mib(params.logBytes)} MiB to stdout; a StreamJobLogs follower (follow: true) starts right after SubmitJob.`,
             'MB/s = bytes received / (last byte − first byte), MB = 10^6 bytes. skipped_bytes: what the stored-log cap punched away before the follower read it.',
-            'lost: bytes the follower never received although no skipped_bytes announced them (jumps in the offsets, or short of the job\'s log counters at the end).',
+            "lost: bytes the follower never received although no skipped_bytes announced them (jumps in the offsets, or short of the job's log counters at the end).",
             '',
             logsTable(logs),
           ]
@@ -1246,7 +1407,9 @@ async function main(): Promise<void> {
     ].join('\n');
     console.log(report);
     if (median(otherCpu) > 10) {
-      process.stderr.write(`bench jobs: warning: other processes took ${pct(median(otherCpu))} of a CPU during the runs; the numbers are skewed\n`);
+      process.stderr.write(
+        `bench jobs: warning: other processes took ${pct(median(otherCpu))} of a CPU during the runs; the numbers are skewed\n`,
+      );
     }
     if (jsonFile) {
       const json = {
