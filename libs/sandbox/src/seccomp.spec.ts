@@ -29,6 +29,7 @@ describe('defaultSeccompProfile', () => {
       'process_vm_writev',
       'kexec_load',
       'bpf',
+      'io_uring_setup',
       'keyctl',
       'add_key',
       'request_key',
@@ -58,7 +59,7 @@ describe('defaultSeccompProfile', () => {
       expect(BLOCKED_SYSCALLS).toContain(name);
     expect(new Set(BLOCKED_SYSCALLS).size).toBe(BLOCKED_SYSCALLS.length);
     // Ordinary programs need these; personality is left allowed on purpose.
-    for (const name of ['clone', 'clone3', 'execve', 'personality', 'socket', 'io_uring_setup'])
+    for (const name of ['clone', 'clone3', 'execve', 'personality', 'socket'])
       expect(BLOCKED_SYSCALLS).not.toContain(name);
   });
 

@@ -25,12 +25,14 @@ channel = grpc.secure_channel("unix:" + socket_path, creds, options=[("grpc.ssl_
 out = {}
 
 try:
-    jobs_pb2_grpc.JobServiceStub(channel).ListJobs(
-        jobs_pb2.ListJobsRequest(page_size=5), timeout=10, metadata=[("x-aether-request-id", "python-1")]
+    jobs_pb2_grpc.JobServiceStub(channel).GetJob(
+        jobs_pb2.GetJobRequest(name="jobs/01aaaaaaaaaaaaaaaaaaaaaaaa"),
+        timeout=10,
+        metadata=[("x-aether-request-id", "python-1")],
     )
-    out["list_jobs"] = "OK"
+    out["get_job"] = "OK"
 except grpc.RpcError as err:
-    out["list_jobs"] = err.code().name
+    out["get_job"] = err.code().name
     out["request_id"] = dict(err.initial_metadata() or ()).get("x-aether-request-id")
     for k, v in err.trailing_metadata() or ():
         if k == "grpc-status-details-bin":

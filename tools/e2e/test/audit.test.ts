@@ -30,7 +30,7 @@ describe('the audit log of a real daemon', () => {
         admin.call(
           admin.jobs,
           'getJob',
-          { name: 'jobs/a' },
+          { name: 'jobs/01aaaaaaaaaaaaaaaaaaaaaaaa' },
           { requestId: 's-1', intentId: 'i-1', jobId: 'j-1' },
         ),
       ],
@@ -38,7 +38,15 @@ describe('the audit log of a real daemon', () => {
         's-2',
         admin.call(admin.jobs, 'listJobs', jobsV1.ListJobsRequest.fromPartial({}), { requestId: 's-2' }),
       ],
-      ['s-3', stranger.call(stranger.jobs, 'getJob', { name: 'jobs/b' }, { requestId: 's-3' })],
+      [
+        's-3',
+        stranger.call(
+          stranger.jobs,
+          'getJob',
+          { name: 'jobs/01bbbbbbbbbbbbbbbbbbbbbbbb' },
+          { requestId: 's-3' },
+        ),
+      ],
       [
         's-4',
         admin.call(
@@ -64,7 +72,7 @@ describe('the audit log of a real daemon', () => {
       action: 'jobs.GetJob',
       intent_id: 'i-1',
       job_id: 'j-1',
-      outcome: 'UNIMPLEMENTED',
+      outcome: 'NOT_FOUND',
       decision: { allowed: true, effect: 'allow', policy_ids: ['admins-all'] },
     });
     expect((byId('s-1')['ts'] as { wall: string }).wall).toMatch(/T\d\d:\d\d:\d\d\.\d{9}Z$/);

@@ -139,9 +139,9 @@ describe('clients that are not ours', () => {
       { encoding: 'utf8', env: { ...process.env, PYTHONPATH: '' } },
     );
     expect(JSON.parse(out)).toEqual({
-      list_jobs: 'UNIMPLEMENTED',
+      get_job: 'NOT_FOUND',
       request_id: 'python-1',
-      reason: 'NOT_IMPLEMENTED',
+      reason: 'JOB_NOT_FOUND',
       domain: 'aether.dev',
     });
   });
