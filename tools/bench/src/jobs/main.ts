@@ -255,6 +255,16 @@ function statusBytes(pid: number, field: string): number {
   }
 }
 
+/** Proportional set size (shared pages divided among their users) from smaps_rollup, in bytes. */
+function pssBytes(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m?.[1] ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 function parentPid(pid: number): number {
   try {
     const m = /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -478,7 +488,7 @@ class DirectRuntime {
       .trim()
       .split('\n')
       .map((line) => {
-        const [s0, c, t, e, ...rcs] = line.split(' ').map(Number) as number[];
+        const [s0, c, t, e, ...rcs] = line.split(' ').map(Number);
         if (rcs.some((rc) => rc !== 0))
           throw new Error(`runc create/start/delete failed (${rcs.join(' ')}); see the runc errors`);
         return {
@@ -861,6 +871,8 @@ interface LogRun {
   jobState: string;
   aetherdCpuSeconds: number;
   clientCpuSeconds: number;
+  /** Everything else of ours: conmon (reads the pipe, writes the k8s-file), the job, fallocate. */
+  restCpuSeconds: number;
   otherCpuPercent: number;
 }
 
@@ -962,6 +974,8 @@ async function benchLogs(cpu: CpuAccounting, params: Params): Promise<LogRun[]> 
         jobState: stateName(done.state),
         aetherdCpuSeconds: (processCpuMs(s.pid).self - aetherd0) / 1000,
         clientCpuSeconds: r.window.clientCpuMs / 1000,
+        restCpuSeconds:
+          (r.window.oursCpuMs - r.window.clientCpuMs) / 1000 - (processCpuMs(s.pid).self - aetherd0) / 1000,
         otherCpuPercent: r.window.otherCpuPercent,
       });
       await s.client.call(
@@ -991,6 +1005,8 @@ interface RssResult {
   afterKillRssBytes: number;
   conmonRssBytes: number;
   conmonRssTotalBytes: number;
+  /** The conmons' proportional set sizes summed: what they really take together. */
+  conmonPssTotalBytes: number;
   conmonsFound: number;
   secondsToAllRunning: number;
   secondsToAllKilled: number;
@@ -1064,6 +1080,7 @@ async function benchRss(cpu: CpuAccounting, params: Params): Promise<RssResult> 
     const peakRssBytes = statusBytes(s.pid, 'VmHWM');
     const conmons = r.value.running.map((j) => parentPid(Number(j.pid))).filter((p) => p > 1);
     const conmonRss = conmons.map((p) => statusBytes(p, 'VmRSS')).filter((b) => Number.isFinite(b));
+    const conmonPss = conmons.map((p) => pssBytes(p)).filter((b) => Number.isFinite(b));
     process.stderr.write(`bench jobs: rss: killing ${r.value.names.length} jobs…\n`);
     const t1 = performance.now();
     await pool(r.value.names, params.concurrency, async (name) => {
@@ -1084,6 +1101,7 @@ async function benchRss(cpu: CpuAccounting, params: Params): Promise<RssResult> 
       afterKillRssBytes,
       conmonRssBytes: median(conmonRss),
       conmonRssTotalBytes: conmonRss.reduce((a, b) => a + b, 0),
+      conmonPssTotalBytes: conmonPss.reduce((a, b) => a + b, 0),
       conmonsFound: conmonRss.length,
       secondsToAllRunning: r.value.seconds,
       secondsToAllKilled,
@@ -1235,6 +1253,7 @@ function logsTable(runs: LogRun[]): string {
       'job wall s',
       'aetherd CPU s',
       'client CPU s',
+      'conmon + job CPU s',
     ],
     runs.map((l) => [
       l.label,
@@ -1247,6 +1266,7 @@ function logsTable(runs: LogRun[]): string {
       f2(l.jobWallSeconds),
       f2(l.aetherdCpuSeconds),
       f2(l.clientCpuSeconds),
+      f2(l.restCpuSeconds),
     ]),
   );
 }
@@ -1263,8 +1283,12 @@ function rssTable(r: RssResult): string {
       [`VmRSS after killing all ${r.jobs} and waiting for their ends`, mb(r.afterKillRssBytes)],
       ['one conmon (median VmRSS)', mb(r.conmonRssBytes)],
       [
-        `all ${r.conmonsFound} conmons together (VmRSS; shared pages counted in each)`,
+        `all ${r.conmonsFound} conmons together: VmRSS summed (shared pages counted in each)`,
         mb(r.conmonRssTotalBytes),
+      ],
+      [
+        `all ${r.conmonsFound} conmons together: Pss summed (shared pages divided among them)`,
+        mb(r.conmonPssTotalBytes),
       ],
     ],
   );
