@@ -685,7 +685,16 @@ export class JobLog {
           if (this.closed) return;
           atEnd = n < cur.requested;
           if (atEnd && cur.end < this.scanPos) {
-            // Short of what was scanned: the file was truncated or replaced. There is nothing more.
+            // Short of what the scanner has seen. Usually the file simply grew after our read (a scan ran
+            // meanwhile): read again. Only a file now shorter than our position was truncated or replaced.
+            let size: number;
+            try {
+              size = (await fh.stat()).size;
+            } catch (err) {
+              if (this.closed) return;
+              throw err;
+            }
+            if (size > cur.end) continue;
             if (cBuf) yield take();
             return;
           }
