@@ -1,6 +1,6 @@
 // Pure helpers of `aether jobs`: names, states, exit statuses and the text views of a job.
 import { constants as osConstants } from 'node:os';
-import { dateFromTimestamp, jobsV1, msFromDuration } from '@aether/proto';
+import { dateFromTimestamp, isTerminalJobState, jobsV1, msFromDuration } from '@aether/proto';
 import { formatAge, formatBytes, formatCpu, formatDuration, shellJoin, truncate, UsageError } from './units';
 
 const { JobState } = jobsV1;
@@ -42,21 +42,7 @@ export function parseStates(text: string): jobsV1.JobState[] {
   });
 }
 
-const TERMINAL = new Set<jobsV1.JobState>([
-  JobState.JOB_STATE_SUCCEEDED,
-  JobState.JOB_STATE_FAILED,
-  JobState.JOB_STATE_STOPPED,
-  JobState.JOB_STATE_KILLED,
-  JobState.JOB_STATE_OOM_KILLED,
-  JobState.JOB_STATE_TIMED_OUT,
-  JobState.JOB_STATE_START_FAILED,
-  JobState.JOB_STATE_LOST,
-  JobState.JOB_STATE_CANCELLED,
-]);
-
-export function isTerminal(s: jobsV1.JobState): boolean {
-  return TERMINAL.has(s);
-}
+export const isTerminal = isTerminalJobState;
 
 /** The number of a signal by name (`SIGKILL` or `KILL` → 9); undefined when unknown. */
 export function signalNumber(name: string): number | undefined {

@@ -68,6 +68,30 @@ export function cgroupDirectories(cgroupsPath: string, options: CgroupPathOption
   return out;
 }
 
+/** SIGKILL to every process in a cgroup directory and its child cgroups. */
+function killTree(dir: string): void {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) if (e.isDirectory()) killTree(join(dir, e.name));
+  let procs = '';
+  try {
+    procs = readFileSync(join(dir, 'cgroup.procs'), 'utf8');
+  } catch {
+    return;
+  }
+  for (const pid of procs.split('\n').filter(Boolean)) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+}
+
 /** rmdir of one cgroup directory and, first, its child cgroups; ENOENT counts as removed. */
 function removeTree(dir: string): void {
   let entries;
@@ -98,15 +122,17 @@ export interface RemoveCgroupResult {
  * a container's own cgroup when it deletes the container, but not the parents it created (e.g.
  * `/aether` of `/aether/<id>`); `removeEmptyParents` also removes those that are now empty, up to
  * the first that is still in use — never a hierarchy's root. A cgroup whose processes are still
- * exiting reads EBUSY for a moment, so EBUSY is retried for about half a second.
+ * exiting reads EBUSY for a moment, so EBUSY is retried for about half a second. `killProcesses`
+ * first sends SIGKILL to whatever is still inside (a cgroup no runtime state accounts for).
  */
 export async function removeCgroup(
   cgroupsPath: string,
-  options: CgroupPathOptions & { removeEmptyParents?: boolean } = {},
+  options: CgroupPathOptions & { removeEmptyParents?: boolean; killProcesses?: boolean } = {},
 ): Promise<RemoveCgroupResult> {
   const result: RemoveCgroupResult = { removed: [], failed: [] };
   for (const dir of cgroupDirectories(cgroupsPath, options)) {
     const hostDir = `${options.hostRoot ?? ''}${dir.path}`;
+    if (options.killProcesses) killTree(hostDir);
     let lastError: unknown;
     for (let attempt = 0; attempt < 6; attempt++) {
       try {

@@ -1,19 +1,11 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import {
-  chmodSync,
-  cpSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { initDevPki, type DevPkiLayout } from '@aether/pki';
 import { AetherClient } from '@aether/client';
+import { removeCgroup } from '@aether/sandbox';
 
 export const DAEMON_NAMES = ['aetherd', 'aurorad', 'cfcd'] as const;
 type Daemon = (typeof DAEMON_NAMES)[number];
@@ -231,53 +223,9 @@ export class Stack {
     };
     for (const c of (JSON.parse(runc(['list', '--format', 'json']) || 'null') ?? []) as { id: string }[])
       runc(['delete', '--force', c.id]);
-    for (const ctrl of readdirSafe('/sys/fs/cgroup')) {
-      const parent = join('/sys/fs/cgroup', ctrl, this.jobsCgroupParent);
-      for (const child of readdirSafe(parent)) {
-        // A container caught half-created (runc init waiting for start) is in no runtime state yet.
-        for (let i = 0; i < 50 && readProcs(join(parent, child)).length > 0; i++) {
-          for (const pid of readProcs(join(parent, child))) killSafe(pid);
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-        }
-        rmdirSafe(join(parent, child));
-      }
-      rmdirSafe(parent);
-    }
-    rmdirSafe(join('/sys/fs/cgroup', this.jobsCgroupParent));
+    // A container caught half-created (runc init waiting for start) is in no runtime state: kill what
+    // is left in the stack's cgroups, then remove them in every hierarchy.
+    await removeCgroup(this.jobsCgroupParent, { killProcesses: true });
     rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-function readdirSafe(dir: string): string[] {
-  try {
-    return readdirSync(dir, { withFileTypes: true })
-      .filter((d) => d.isDirectory())
-      .map((d) => d.name);
-  } catch {
-    return [];
-  }
-}
-
-function readProcs(dir: string): number[] {
-  try {
-    return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function killSafe(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // Gone already.
-  }
-}
-
-function rmdirSafe(dir: string): void {
-  try {
-    rmdirSync(dir);
-  } catch {
-    // Not there, or not empty (then a test's own assertion about leftovers reports it).
   }
 }

@@ -21,6 +21,7 @@ import {
   SandboxUnavailableError,
   buildOciConfig,
   prepareRootfs,
+  removeCgroup,
   type HostFacts,
   type JobSandbox,
   type SandboxProfile,
@@ -39,7 +40,7 @@ import {
   type ListJobsQuery,
 } from './job-store';
 import { JobLog } from './logs/job-log';
-import { listJobCgroups, readCgroupStats, removeJobCgroup } from './runtime/cgroup-stats';
+import { listJobCgroups, readCgroupStats } from './runtime/cgroup-stats';
 import { type OciRuntime, RuntimeError } from './runtime/oci-runtime';
 
 /** The jobs configuration with its directory resolved. */
@@ -543,18 +544,25 @@ export class JobManager {
     if (tries >= CLEANUP_TRIES) this.cleanupRetries.delete(id);
   }
 
-  /** Deletes the container; returns what could not be removed. */
+  /**
+   * Deletes the container; returns what could not be removed. The runtime's delete removes the job's
+   * cgroup in every hierarchy; only when it fails does aetherd remove the cgroup itself.
+   */
   private async removeContainer(id: string): Promise<string[]> {
     try {
       await this.o.runtime.delete(id, true);
+      return [];
     } catch (err) {
-      if (!(err instanceof RuntimeError && /does not exist/.test(err.message))) {
-        // Fall back to removing the cgroup ourselves; report what remains.
-        const problems = removeJobCgroup(this.o.host.cgroup.version, this.o.config.cgroupParent, id);
-        return problems.length > 0 ? [`${(err as Error).message}; ${problems.join('; ')}`] : [];
-      }
+      const problems = await this.removeJobCgroup(id);
+      if (err instanceof RuntimeError && /does not exist/.test(err.message)) return problems;
+      return problems.length > 0 ? [`${(err as Error).message}; ${problems.join('; ')}`] : [];
     }
-    return removeJobCgroup(this.o.host.cgroup.version, this.o.config.cgroupParent, id);
+  }
+
+  /** Kills what is left in a job's cgroup and removes it from every hierarchy; returns what remains. */
+  private async removeJobCgroup(name: string): Promise<string[]> {
+    const { failed } = await removeCgroup(`${this.o.config.cgroupParent}/${name}`, { killProcesses: true });
+    return failed.map((f) => `${f.path}: ${f.error}`);
   }
 
   /** Removes the bundle and the monitor's socket link (and the whole job dir with `all`). */
@@ -938,7 +946,7 @@ export class JobManager {
             ? 'its container no longer exists and no exit status was recorded'
             : `its monitor (pid ${job.monitorPid}) is gone and no exit status was recorded`;
       await this.o.runtime.delete(job.id, true).catch(() => undefined);
-      const problems = removeJobCgroup(this.o.host.cgroup.version, this.o.config.cgroupParent, job.id);
+      const problems = await this.removeJobCgroup(job.id);
       this.cleanupFiles(job.id);
       this.record(
         job.id,
@@ -964,9 +972,9 @@ export class JobManager {
       this.o.log.warn({ container: id }, 'removed a container no running job owns');
     }
     // Cgroups under our parent that no live job owns (e.g. the runtime state was lost with a reboot).
-    for (const name of listJobCgroups(this.o.host.cgroup.version, this.o.config.cgroupParent)) {
+    for (const name of listJobCgroups(this.o.config.cgroupParent)) {
       if (live.has(name)) continue;
-      const problems = removeJobCgroup(this.o.host.cgroup.version, this.o.config.cgroupParent, name);
+      const problems = await this.removeJobCgroup(name);
       if (problems.length) this.o.log.warn({ cgroup: name, problems }, 'could not remove an orphaned cgroup');
     }
     // Bundles of jobs that are over, and finished jobs whose cleanup did not complete.

@@ -1,28 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { jobsV1 } from '@aether/proto';
+import { isTerminalJobState, jobsV1 } from '@aether/proto';
 
 const { JobState, JobEventType } = jobsV1;
 type JobState = jobsV1.JobState;
 type JobEventType = jobsV1.JobEventType;
 
 /** States a job never leaves. */
-export const TERMINAL_STATES: ReadonlySet<JobState> = new Set([
-  JobState.JOB_STATE_SUCCEEDED,
-  JobState.JOB_STATE_FAILED,
-  JobState.JOB_STATE_STOPPED,
-  JobState.JOB_STATE_KILLED,
-  JobState.JOB_STATE_OOM_KILLED,
-  JobState.JOB_STATE_TIMED_OUT,
-  JobState.JOB_STATE_START_FAILED,
-  JobState.JOB_STATE_LOST,
-  JobState.JOB_STATE_CANCELLED,
-]);
-
-export function isTerminal(state: JobState): boolean {
-  return TERMINAL_STATES.has(state);
-}
+export const isTerminal = isTerminalJobState;
 
 /** Most events kept per job; later SIGNALLED events are folded into the last one (see the contract). */
 export const MAX_EVENTS_PER_JOB = 1024;

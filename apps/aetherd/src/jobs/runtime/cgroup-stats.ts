@@ -1,5 +1,6 @@
-import { readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cgroupDirectories } from '@aether/sandbox';
 
 /** What a job's cgroup says about its resource use. */
 export interface CgroupStats {
@@ -81,71 +82,15 @@ export function readCgroupStats(version: 1 | 2, cgroupsPath: string, root = '/sy
   };
 }
 
-/** Every cgroup directory of `parent` (per v1 controller, or once on v2) as [dir, child name]. */
-function childCgroups(version: 1 | 2, parent: string, root: string): [string, string][] {
-  // On v1 every mounted hierarchy, including name=systemd and a hybrid host's empty cgroup2 at `unified`:
-  // runc creates the job's cgroup in each of them.
-  const hierarchies =
-    version === 2
-      ? []
-      : readdirSync(root, { withFileTypes: true })
-          .filter((d) => d.isDirectory())
-          .map((d) => d.name);
-  const parents = version === 2 ? [join(root, parent)] : hierarchies.map((c) => join(root, c, parent));
-  const out: [string, string][] = [];
-  for (const p of parents) {
-    let names: string[] = [];
+/** Names of the job cgroups under `parent` (e.g. /aether), across every hierarchy. */
+export function listJobCgroups(parent: string): Set<string> {
+  const names = new Set<string>();
+  for (const dir of cgroupDirectories(parent)) {
     try {
-      names = readdirSync(p, { withFileTypes: true })
-        .filter((d) => d.isDirectory())
-        .map((d) => d.name);
+      for (const d of readdirSync(dir.path, { withFileTypes: true })) if (d.isDirectory()) names.add(d.name);
     } catch {
-      continue;
-    }
-    for (const n of names) out.push([join(p, n), n]);
-  }
-  return out;
-}
-
-/** Names of the job cgroups under `parent` (e.g. /aether), across controllers. */
-export function listJobCgroups(version: 1 | 2, parent: string, root = '/sys/fs/cgroup'): Set<string> {
-  return new Set(childCgroups(version, parent, root).map(([, n]) => n));
-}
-
-/**
- * Removes a job's leftover cgroup in every controller: kills what is still in it, then rmdir. Used only
- * for cgroups no runtime state accounts for (the runtime's own `delete` handles the rest).
- */
-export function removeJobCgroup(
-  version: 1 | 2,
-  parent: string,
-  name: string,
-  root = '/sys/fs/cgroup',
-): string[] {
-  const problems: string[] = [];
-  for (const [dir, n] of childCgroups(version, parent, root)) {
-    if (n !== name) continue;
-    for (const pid of (read(join(dir, 'cgroup.procs')) ?? '').split('\n').filter(Boolean)) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
-    for (let attempt = 0; ; attempt++) {
-      try {
-        rmdirSync(dir);
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') break;
-        if (attempt >= 50) {
-          problems.push(`${dir}: ${(err as Error).message}`);
-          break;
-        }
-        // Killed processes leave the cgroup asynchronously; rmdir succeeds once it is empty.
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-      }
+      // This hierarchy has no such parent yet.
     }
   }
-  return problems;
+  return names;
 }
