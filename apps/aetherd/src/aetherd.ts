@@ -6,7 +6,9 @@ import { TokenRegistry, TokenSigner } from '@aether/tokens';
 import { auditServiceHandlers } from './governance/audit-service';
 import { policyServiceHandlers } from './governance/policy-service';
 import { tokenServiceHandlers } from './governance/token-service';
+import { startArtifacts } from './artifacts/artifacts';
 import { startJobs } from './jobs/jobs';
+import { startMemory } from './memory/memory';
 
 /**
  * aetherd, the substrate: jobs, artifacts, memory, events, metrics and governance (policy, tokens,
@@ -30,10 +32,12 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
     );
     log.info({ publicKeyFile: config.tokens.publicKeyFile }, 'capability tokens: signing key ready');
     const jobs = await startJobs(config, log, audit);
+    const artifacts = await startArtifacts(config, log, jobs.lookup);
+    const memory = await startMemory(config, log);
     server
       .addService(jobsV1.JobServiceService, jobs.handlers)
-      .addService(artifactsV1.ArtifactServiceService, {})
-      .addService(memoryV1.MemoryServiceService, {})
+      .addService(artifactsV1.ArtifactServiceService, artifacts.handlers)
+      .addService(memoryV1.MemoryServiceService, memory.handlers)
       .addService(eventsV1.EventServiceService, {})
       .addService(metricsV1.MetricsServiceService, {})
       .addService(
@@ -45,6 +49,11 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
         tokenServiceHandlers(signer, registry, config.tokens.defaultTtlSeconds),
       )
       .addService(governanceV1.AuditServiceService, auditServiceHandlers(config.auditLog));
-    return { close: () => jobs.close() };
+    return {
+      close: async () => {
+        await jobs.close();
+        await Promise.all([artifacts.close(), memory.close()]);
+      },
+    };
   },
 };

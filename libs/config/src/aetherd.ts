@@ -1,5 +1,11 @@
 import { z } from 'zod';
 import { defaultJobsConfig, jobsConfigSchema } from './jobs';
+import {
+  artifactsConfigSchema,
+  defaultArtifactsConfig,
+  defaultMemoryConfig,
+  memoryConfigSchema,
+} from './storage';
 import { defaultServerConfig, serverConfigSchema } from './schemas';
 
 /** aetherd also issues capability tokens: it holds the signing key and the registry of minted tokens. */
@@ -12,6 +18,10 @@ export const aetherdConfigSchema = serverConfigSchema.extend({
   }),
   /** The job runner (ARCHITECTURE §5). */
   jobs: jobsConfigSchema,
+  /** The artifact store (ARCHITECTURE §6). */
+  artifacts: artifactsConfigSchema,
+  /** The memory store (ARCHITECTURE §6). */
+  memory: memoryConfigSchema,
 });
 export type AetherdConfig = z.infer<typeof aetherdConfigSchema>;
 
@@ -21,5 +31,7 @@ export function defaultAetherdConfig(): AetherdConfig {
     ...base,
     tokens: { ...base.tokens, signingKeyFile: '/var/lib/aether/tokens/signing.key', defaultTtlSeconds: 600 },
     jobs: defaultJobsConfig(),
+    artifacts: defaultArtifactsConfig(),
+    memory: defaultMemoryConfig(),
   };
 }

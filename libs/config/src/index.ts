@@ -19,3 +19,11 @@ export {
   type JobsConfig,
   type SandboxProfileConfig,
 } from './jobs';
+export {
+  artifactsConfigSchema,
+  defaultArtifactsConfig,
+  memoryConfigSchema,
+  defaultMemoryConfig,
+  type ArtifactsConfig,
+  type MemoryConfig,
+} from './storage';

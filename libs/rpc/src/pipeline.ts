@@ -13,7 +13,13 @@ import {
 } from '@grpc/grpc-js';
 import type { Logger } from '@aether/log';
 import { bearerTokenFrom, correlationFrom, REQUEST_ID_KEY, type Correlation } from './correlation';
-import { PermissionDeniedError, RpcError, UnavailableError, UnimplementedError } from './errors';
+import {
+  InvalidArgumentError,
+  PermissionDeniedError,
+  RpcError,
+  UnavailableError,
+  UnimplementedError,
+} from './errors';
 import type { AuditHook, Decision, PolicyHook, ResourceRef } from './hooks';
 import { principalFromCall, socketPrincipal, type Principal } from './principal';
 
@@ -49,8 +55,13 @@ export interface ServerStreamMethod<Req, Res> extends MethodOptions<Req> {
   /** `send` resolves when the message is handed to the transport; it waits while the client is slow. */
   handle: (request: Req, ctx: CallContext, send: (response: Res) => Promise<void>) => Promise<void>;
 }
-export interface ClientStreamMethod<Req, Res> extends MethodOptions<undefined> {
+export interface ClientStreamMethod<Req, Res> extends MethodOptions<Req> {
   kind: 'clientStream';
+  /**
+   * Receives every message of the stream, the first one included. When `validate` or `resource` is
+   * given, the pipeline reads the first message before policy (so a decision can depend on what the
+   * stream declares up front, such as an upload's metadata) and an empty stream is INVALID_ARGUMENT.
+   */
   handle: (requests: AsyncIterable<Req>, ctx: CallContext) => Promise<Res>;
 }
 export interface BidiStreamMethod<Req, Res> extends MethodOptions<undefined> {
@@ -160,6 +171,7 @@ function makeHandler(
     call: AnyCall,
     request: unknown,
     respond: (ctx: CallContext) => Promise<unknown>,
+    readFirst?: () => Promise<unknown>,
   ): Promise<unknown> => {
     const started = performance.now();
     options.inFlight.enter();
@@ -199,6 +211,13 @@ function makeHandler(
       principal = options.plaintext
         ? socketPrincipal(options.trustDomain)
         : principalFromCall(call, options.trustDomain);
+      if (readFirst) {
+        request = await readFirst();
+        if (request === undefined)
+          throw new InvalidArgumentError([
+            { field: '', description: 'the request stream ended before its first message' },
+          ]);
+      }
       if (method?.validate && request !== undefined) method.validate(request as never);
       if (method?.resource && request !== undefined)
         resource = method.resource(request as never, { principal });
@@ -311,8 +330,34 @@ function makeHandler(
       };
     case 'clientStream':
       return (call: ServerReadableStream<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-        run(call, undefined, (ctx) =>
-          (method as ClientStreamMethod<unknown, unknown>).handle(call as AsyncIterable<unknown>, ctx),
+        const m = method as ClientStreamMethod<unknown, unknown> | undefined;
+        const peek = m !== undefined && (m.validate !== undefined || m.resource !== undefined);
+        const messages = (call as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+        let first: IteratorResult<unknown> | undefined;
+        const readFirst = async (): Promise<unknown> => {
+          first = await messages.next();
+          return first.done ? undefined : first.value;
+        };
+        // The handler sees the whole stream: the message read for policy, then the rest.
+        const all: AsyncIterable<unknown> = {
+          [Symbol.asyncIterator]: () => ({
+            next: () => {
+              if (first && !first.done) {
+                const value = first.value;
+                first = undefined;
+                return Promise.resolve({ done: false, value });
+              }
+              return messages.next();
+            },
+            return: (value?: unknown) =>
+              messages.return ? messages.return(value) : Promise.resolve({ done: true, value }),
+          }),
+        };
+        run(
+          call,
+          undefined,
+          (ctx) => m!.handle(peek ? all : (call as AsyncIterable<unknown>), ctx),
+          peek ? readFirst : undefined,
         ).then(
           (res) => callback(null, res),
           (err: unknown) => callback(fail(err)),

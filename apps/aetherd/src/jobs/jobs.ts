@@ -5,6 +5,7 @@ import type { Logger } from '@aether/log';
 import { jobsV1 } from '@aether/proto';
 import type { ServiceHandlers } from '@aether/rpc';
 import { describeHost, probeHost } from '@aether/sandbox';
+import type { JobLookup } from '../artifacts/artifacts';
 import { JobManager, type ResolvedJobsConfig } from './job-manager';
 import { jobServiceHandlers } from './job-service';
 import { hostLimits } from './job-spec';
@@ -22,6 +23,7 @@ export async function startJobs(
 ): Promise<{
   handlers: ServiceHandlers<typeof jobsV1.JobServiceService>;
   manager: JobManager;
+  lookup: JobLookup;
   close: () => Promise<void>;
 }> {
   const jobsConfig: ResolvedJobsConfig = {
@@ -73,6 +75,18 @@ export async function startJobs(
   return {
     handlers: jobServiceHandlers(manager, jobsConfig, hostLimits()),
     manager,
+    lookup: {
+      find: (id) => {
+        const job = store.get(id);
+        return job
+          ? {
+              workDir: join(jobsConfig.dir, id, 'work'),
+              maxOutputBytes: Number(job.spec.resources?.maxOutputBytes ?? 0n),
+              intentId: job.intentId,
+            }
+          : undefined;
+      },
+    },
     close: () => manager.close(),
   };
 }
