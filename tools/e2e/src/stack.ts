@@ -20,6 +20,10 @@ export interface StackOptions {
   socketGroup?: string;
   /** Overrides of aetherd's `jobs` configuration (e.g. maxConcurrent, mountAllowlist). */
   jobs?: Record<string, unknown>;
+  /** Overrides of aetherd's `artifacts` configuration (e.g. quotaBytes, importRoots). */
+  artifacts?: Record<string, unknown>;
+  /** Overrides of aetherd's `memory` configuration (e.g. maxEntryBytes). */
+  memory?: Record<string, unknown>;
 }
 
 /** A daemon running as a real process, with its JSON log lines collected. */
@@ -129,6 +133,8 @@ export class Stack {
         cgroupParent: this.jobsCgroupParent,
         ...this.options.jobs,
       };
+      if (this.options.artifacts) cfg['artifacts'] = this.options.artifacts;
+      if (this.options.memory) cfg['memory'] = this.options.memory;
     }
     return cfg;
   }

@@ -1,3 +1,4 @@
+import { newId } from '../common/ulid';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chownSync,
@@ -67,22 +68,9 @@ type EventInput = Omit<JobEventRecord, 'time' | 'actor'> & { actor?: string };
 
 const CLEANUP_TRIES = 30;
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
-const CROCKFORD = '0123456789abcdefghjkmnpqrstvwxyz';
 
-/** A lowercase ULID: sortable by creation time, unique, and a valid container id. */
-export function newJobId(now = Date.now()): string {
-  let time = '';
-  let t = now;
-  for (let i = 0; i < 10; i++) {
-    time = CROCKFORD[t % 32]! + time;
-    t = Math.floor(t / 32);
-  }
-  const rand = randomBytes(16);
-  let r = '';
-  for (let i = 0; i < 16; i++) r += CROCKFORD[rand[i]! % 32]!;
-  return time + r;
-}
-
+/** Job ids are lowercase ULIDs. */
+export const newJobId = newId;
 function jobNotFound(id: string): RpcError {
   return new RpcError(Status.NOT_FOUND, 'JOB_NOT_FOUND', `jobs/${id} not found`, {
     metadata: { resource: `jobs/${id}` },
