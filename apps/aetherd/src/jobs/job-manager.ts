@@ -1,5 +1,4 @@
-import { newId } from '../common/ulid';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   chownSync,
   existsSync,
@@ -27,6 +26,7 @@ import {
   type JobSandbox,
   type SandboxProfile,
 } from '@aether/sandbox';
+import { newId } from '../common/ulid';
 import { BASE_ENV, checkMountAllowed, deviceNodes, signalOf } from './job-spec';
 import {
   JobEventType,
