@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { defaultClientConfigPath } from '@aether/config';
+import { artifactsCommand } from './commands/artifacts';
 import { auditCommand } from './commands/audit';
 import { doctorCommand } from './commands/doctor';
 import { healthCommand } from './commands/health';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   program.addCommand(healthCommand());
   program.addCommand(doctorCommand());
   program.addCommand(jobsCommand());
+  program.addCommand(artifactsCommand());
   program.addCommand(pkiCommand());
   program.addCommand(tokenCommand());
   program.addCommand(policyCommand());

@@ -1,2 +1,2 @@
 export { AetherClient, type DaemonName, DAEMONS, type HealthReport } from './aether-client';
-export { unaryCall, serverStreamCall, RpcError, type CallOpts } from '@aether/rpc';
+export { unaryCall, serverStreamCall, clientStreamCall, RpcError, type CallOpts } from '@aether/rpc';

@@ -7,6 +7,7 @@ import {
   type Client,
   type ClientOptions,
   type ClientReadableStream,
+  type ClientWritableStream,
   type ClientUnaryCall,
   type ChannelCredentials,
   type ServiceError,
@@ -141,4 +142,55 @@ export async function* serverStreamCall<Req, Res>(
   } finally {
     stream.cancel();
   }
+}
+
+type ClientStreamFn<Req, Res> = (
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientWritableStream<Req>;
+
+/**
+ * Calls a client-streaming method: writes every message of `messages` in order (waiting whenever the
+ * transport's buffer is full), half-closes, and returns the response; failures reject with an
+ * RpcError. If `messages` throws, or `opts.signal` aborts, the call is cancelled.
+ */
+export async function clientStreamCall<Req, Res>(
+  method: ClientStreamFn<Req, Res>,
+  messages: AsyncIterable<Req> | Iterable<Req>,
+  opts: CallOpts = {},
+): Promise<Res> {
+  let settled = false;
+  let call: ClientWritableStream<Req> | undefined;
+  const response = new Promise<Res>((resolve, reject) => {
+    call = method(callMetadata(opts), callOptions(opts), (err, res) => {
+      settled = true;
+      if (err) reject(RpcError.from(err));
+      else resolve(res);
+    });
+  });
+  const stream = call!;
+  opts.signal?.addEventListener('abort', () => stream.cancel(), { once: true });
+  try {
+    for await (const message of messages) {
+      if (settled) break; // the server answered early (an error): stop sending
+      if (!stream.write(message))
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            stream.removeListener('drain', done);
+            stream.removeListener('close', done);
+            resolve();
+          };
+          stream.once('drain', done);
+          stream.once('close', done);
+          void response.finally(done);
+        });
+    }
+    stream.end();
+  } catch (err) {
+    stream.cancel();
+    void response.catch(() => undefined);
+    throw err;
+  }
+  return response;
 }

@@ -5,6 +5,7 @@ export {
   serverNameOf,
   unaryCall,
   serverStreamCall,
+  clientStreamCall,
   callMetadata,
   type CallOpts,
   type ClientConstructor,

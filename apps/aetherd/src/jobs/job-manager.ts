@@ -27,6 +27,7 @@ import {
   type SandboxProfile,
 } from '@aether/sandbox';
 import { newId } from '../common/ulid';
+import type { JobArtifacts, OutputOutcome } from './job-artifacts';
 import { BASE_ENV, checkMountAllowed, deviceNodes, signalOf } from './job-spec';
 import {
   JobEventType,
@@ -55,6 +56,8 @@ export interface JobManagerOptions {
   log: Logger;
   /** Every job event, after it is recorded (aetherd audits them; the events service will stream them). */
   onEvent?: (job: JobRecord, event: JobEventRecord) => void;
+  /** The artifact store's side of input artifacts and declared outputs. */
+  artifacts?: JobArtifacts;
 }
 
 export interface SubmitInput {
@@ -268,11 +271,19 @@ export class JobManager {
       rootfsDir: join(jobDir, 'bundle', 'rootfs'),
       workDir: join(jobDir, 'work'),
       systemBinds: this.o.config.systemBinds,
-      extraMounts: spec.mounts.map((m, i) => ({
-        hostPath: id === 'dry-run' ? m.hostPath : checkMountAllowed(m, i, this.o.config),
-        containerPath: m.containerPath,
-        readOnly: m.readOnly !== false,
-      })),
+      extraMounts: [
+        ...spec.mounts.map((m, i) => ({
+          hostPath: id === 'dry-run' ? m.hostPath : checkMountAllowed(m, i, this.o.config),
+          containerPath: m.containerPath,
+          readOnly: m.readOnly !== false,
+        })),
+        // Input artifacts: their blobs, read-only, at /work/inputs/<artifact id>.
+        ...(id === 'dry-run' ? [] : spec.inputArtifacts).map((name) => ({
+          hostPath: this.inputBlob(name),
+          containerPath: `/work/inputs/${name.slice('artifacts/'.length)}`,
+          readOnly: true,
+        })),
+      ],
       network: spec.network === jobsV1.NetworkMode.NETWORK_MODE_HOST ? 'host' : 'none',
       resources: {
         cpuMillicores: r.cpuMillicores,
@@ -288,6 +299,13 @@ export class JobManager {
       cgroupsPath: this.cgroupPath(id),
       profile: this.profileOf(spec),
     };
+  }
+
+  /** The blob of an input artifact; NOT_FOUND when it does not exist (or no store is configured). */
+  inputBlob(name: string): string {
+    if (!this.o.artifacts)
+      throw new RpcError(Status.FAILED_PRECONDITION, 'ARTIFACTS_UNAVAILABLE', 'this aetherd has no artifact store');
+    return this.o.artifacts.inputBlob(name);
   }
 
   private cgroupPath(id: string): string {
@@ -477,6 +495,22 @@ export class JobManager {
       failureReason = describeExit(exit);
     }
 
+    // Outputs are registered before the end is recorded, so that a waiter sees them with the end; a
+    // crash in between finds the exit again on restart and registers again (idempotently).
+    let outputArtifacts = job.outputArtifacts;
+    if (state === JobState.JOB_STATE_SUCCEEDED && job.spec.outputs.length > 0) {
+      const registered = await this.registerOutputs(job);
+      outputArtifacts = registered.names;
+      for (const o of registered.outcomes)
+        events.push({
+          type: o.ok
+            ? JobEventType.JOB_EVENT_TYPE_OUTPUT_REGISTERED
+            : JobEventType.JOB_EVENT_TYPE_OUTPUT_FAILED,
+          message: o.message,
+          actor: '',
+        });
+    }
+
     // Record the end first (the exit is what waiters and followers wait for), then remove the container,
     // its cgroup and the bundle. The monitor's exit file goes last, so a crash in between finds the exit
     // again on restart; a crash after the record leaves a container no live job owns, which the start-up
@@ -493,6 +527,7 @@ export class JobManager {
         stdoutBytes: log.stdoutBytes,
         stderrBytes: log.stderrBytes,
         logStartOffset: log.startOffset,
+        outputArtifacts,
       },
       ...events,
     );
@@ -500,6 +535,23 @@ export class JobManager {
     this.o.log.info({ jobId: id, state: jobsV1.jobStateToJSON(state), exit }, 'job ended');
     this.settle(id);
     await this.cleanUp(id);
+  }
+
+  private async registerOutputs(job: JobRecord): Promise<{ names: string[]; outcomes: OutputOutcome[] }> {
+    if (!this.o.artifacts)
+      return {
+        names: [],
+        outcomes: [{ ok: false, message: 'outputs not registered: this aetherd has no artifact store' }],
+      };
+    try {
+      return await this.o.artifacts.registerOutputs(job, join(this.jobDir(job.id), 'work'));
+    } catch (err) {
+      this.o.log.error({ err, jobId: job.id }, 'registering outputs failed');
+      return {
+        names: [],
+        outcomes: [{ ok: false, message: `outputs not registered: ${(err as Error).message}` }],
+      };
+    }
   }
 
   /** Removes a finished job's container, cgroup and bundle, and records that (or what remains). */

@@ -136,6 +136,8 @@ export function jobServiceHandlers(
       handle: (req, ctx) => {
         const intentId = intentOf(req.spec!, ctx);
         const spec = withDefaults(req.spec!, config, host, intentId);
+        // Inputs must exist now; their blobs are bound when the job starts.
+        for (const name of spec.inputArtifacts) manager.inputBlob(name);
         const job = manager.submit({
           spec,
           actor: ctx.principal.id,

@@ -1,3 +1,4 @@
+import { checkLabels } from '../common/labels';
 import { realpathSync, statSync } from 'node:fs';
 import { availableParallelism, constants as osConstants, totalmem } from 'node:os';
 import { posix } from 'node:path';
@@ -16,7 +17,6 @@ export const MAX_LIST = 64;
 const MIN_MEMORY = 4 * 1024 * 1024;
 const PID_MAX = 4_194_304;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const LABEL_KEY = /^[a-z0-9][a-z0-9._/-]{0,62}$/;
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 const FORBIDDEN_TARGETS = ['/proc', '/dev', '/sys'];
 
@@ -230,20 +230,7 @@ export function validateSubmit(req: jobsV1.SubmitJobRequest, config: JobsConfig,
       `must be between 0 and ${config.ceilings.stopGraceSeconds} s`,
     );
   }
-  const labels = Object.entries(spec.labels);
-  v.check(labels.length <= MAX_LIST, 'spec.labels', `at most ${MAX_LIST}`);
-  for (const [k, val] of labels) {
-    v.check(
-      LABEL_KEY.test(k),
-      `spec.labels[${JSON.stringify(k)}]`,
-      'key must be 1-63 characters of [a-z0-9._/-] starting with a letter or digit',
-    );
-    v.check(
-      Buffer.byteLength(val) <= 256,
-      `spec.labels[${JSON.stringify(k)}]`,
-      'value must be at most 256 bytes',
-    );
-  }
+  checkLabels(v, spec.labels, 'spec.labels');
   if (
     spec.sandboxProfile !== '' &&
     spec.sandboxProfile !== 'default' &&
@@ -260,16 +247,33 @@ export function validateSubmit(req: jobsV1.SubmitJobRequest, config: JobsConfig,
       { fieldViolations: [{ field: 'spec.sandbox_profile', description: 'unknown profile' }] },
     );
   v.check(spec.outputs.length <= MAX_LIST, 'spec.outputs', `at most ${MAX_LIST}`);
+  spec.outputs.forEach((o, i) => {
+    const problem = outputPathProblem(o.path);
+    v.check(problem === undefined, `spec.outputs[${i}].path`, problem ?? '');
+    v.check(
+      o.artifactType === '' || OUTPUT_TYPES.has(o.artifactType),
+      `spec.outputs[${i}].artifact_type`,
+      `must be one of ${[...OUTPUT_TYPES].join(', ')} (or empty for OTHER)`,
+    );
+    v.check(o.mediaType.length <= 255, `spec.outputs[${i}].media_type`, 'at most 255 characters');
+    checkLabels(v, o.labels, `spec.outputs[${i}].labels`);
+  });
   v.check(spec.inputArtifacts.length <= MAX_LIST, 'spec.input_artifacts', `at most ${MAX_LIST}`);
+  spec.inputArtifacts.forEach((name, i) =>
+    v.check(
+      /^artifacts\/[0-9a-z]{26}$/.test(name),
+      `spec.input_artifacts[${i}]`,
+      `${JSON.stringify(name.slice(0, 100))} is not an artifact name (artifacts/<26-character id>)`,
+    ),
+  );
+  v.check(
+    new Set(spec.inputArtifacts).size === spec.inputArtifacts.length,
+    'spec.input_artifacts',
+    'names an artifact twice',
+  );
   v.throwIfAny();
 
   // Well-formed; now what this host's configuration allows.
-  if (spec.outputs.length > 0 || spec.inputArtifacts.length > 0)
-    throw new RpcError(
-      Status.UNIMPLEMENTED,
-      'ARTIFACTS_UNAVAILABLE',
-      'spec.outputs and spec.input_artifacts need the artifact store, which this aetherd does not provide yet',
-    );
   checkCeilings(spec, config);
   for (const [i, m] of spec.mounts.entries()) checkMountAllowed(m, i, config);
 }
@@ -400,4 +404,23 @@ export function withDefaults(
     intentId,
     sandboxProfile: spec.sandboxProfile === 'default' ? '' : spec.sandboxProfile,
   };
+}
+
+/** Artifact types an output may declare, as OutputSpec.artifact_type spells them. */
+export const OUTPUT_TYPES = new Set(['DATASET', 'CHECKPOINT', 'MODEL', 'REPORT', 'LOG', 'OTHER']);
+
+/**
+ * Why an output path (relative to `/work/outputs`, possibly a glob) is unacceptable, or undefined.
+ * Globs may use `*`, `?` and `[…]` within one path segment; `**` is not supported.
+ */
+export function outputPathProblem(path: string): string | undefined {
+  if (path === '') return 'must not be empty';
+  if (path.length > 1024) return 'at most 1024 characters';
+  if (path.includes('\0')) return 'must not contain NUL';
+  if (path.startsWith('/')) return 'must be relative to /work/outputs';
+  const parts = path.split('/');
+  if (parts.some((p) => p === '..' || p === '.' || p === ''))
+    return 'must not contain "..", "." or empty segments';
+  if (parts.some((p) => p.includes('**'))) return '"**" is not supported; use one "*" per segment';
+  return undefined;
 }

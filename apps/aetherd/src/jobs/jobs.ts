@@ -6,6 +6,7 @@ import { jobsV1 } from '@aether/proto';
 import type { ServiceHandlers } from '@aether/rpc';
 import { describeHost, probeHost } from '@aether/sandbox';
 import type { JobLookup } from '../artifacts/artifacts';
+import type { JobArtifacts } from './job-artifacts';
 import { JobManager, type ResolvedJobsConfig } from './job-manager';
 import { jobServiceHandlers } from './job-service';
 import { hostLimits } from './job-spec';
@@ -20,6 +21,7 @@ export async function startJobs(
   config: AetherdConfig,
   log: Logger,
   audit: AuditLog,
+  artifacts?: JobArtifacts,
 ): Promise<{
   handlers: ServiceHandlers<typeof jobsV1.JobServiceService>;
   manager: JobManager;
@@ -50,6 +52,7 @@ export async function startJobs(
     runtime,
     store,
     log: log.child({ component: 'jobs' }),
+    ...(artifacts ? { artifacts } : {}),
     onEvent: (job, event) => {
       // A job's state changes are audited (the caller's own RPC is audited by the pipeline already).
       audit

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
-import { Command, InvalidArgumentError } from 'commander';
-import { AetherClient, RpcError, serverStreamCall } from '@aether/client';
+import { Command } from 'commander';
+import { type AetherClient, RpcError, serverStreamCall } from '@aether/client';
 import { durationFromMs, jobsV1, msFromDuration } from '@aether/proto';
+import { arg, collectPairs, list, printJson, withClient } from '../command-support';
 import { errorText, withAetherErrors } from '../errors';
 import {
   exitCodeOf,
@@ -17,13 +18,11 @@ import {
 } from '../jobs-format';
 import { table } from '../output';
 import {
-  EX_USAGE,
   formatDuration,
   parseBytes,
   parseCount,
   parseCpu,
   parseDuration,
-  parseKeyValue,
   parseMount,
   UsageError,
 } from '../units';
@@ -37,47 +36,6 @@ const EX_DETACHED = 130;
 /** One WaitJob call waits at most this long; the CLI asks again until the job ends. */
 const WAIT_SLICE_MS = 60_000;
 
-const client = (cmd: Command): AetherClient =>
-  AetherClient.fromConfig(cmd.optsWithGlobals<{ config: string }>().config);
-
-/** A pure parser as a commander option parser: a bad value is a usage error (exit 64). */
-function arg<T>(parse: (v: string) => T): (v: string) => T {
-  return (v) => {
-    try {
-      return parse(v);
-    } catch (err) {
-      const e = new InvalidArgumentError((err as Error).message);
-      e.exitCode = EX_USAGE;
-      throw e;
-    }
-  };
-}
-
-/** Like {@link arg} for a repeatable option: the values collect into a list. */
-function list<T>(parse: (v: string) => T): (v: string, prev: T[] | undefined) => T[] {
-  const one = arg(parse);
-  return (v, prev) => [...(prev ?? []), one(v)];
-}
-
-/** A repeatable `KEY=VALUE` option collecting into a map; with `fromEnv`, a bare `KEY` passes ours on. */
-function collectPairs(
-  what: string,
-  fromEnv = false,
-): (v: string, prev: Record<string, string> | undefined) => Record<string, string> {
-  const one = arg((v: string): [string, string] => {
-    if (fromEnv && /^[A-Za-z_][A-Za-z0-9_]*$/.test(v)) {
-      const value = process.env[v];
-      if (value === undefined) throw new UsageError(`${what} ${v} is not set here; pass ${v}=VALUE`);
-      return [v, value];
-    }
-    return parseKeyValue(v, what);
-  });
-  return (v, prev) => {
-    const [k, val] = one(v);
-    return { ...(prev ?? {}), [k]: val };
-  };
-}
-
 function parseNetwork(v: string): jobsV1.NetworkMode {
   if (v === 'none') return jobsV1.NetworkMode.NETWORK_MODE_NONE;
   if (v === 'host') return jobsV1.NetworkMode.NETWORK_MODE_HOST;
@@ -90,20 +48,7 @@ function parseSignal(v: string): string {
   return v.toUpperCase().startsWith('SIG') ? v.toUpperCase() : `SIG${v.toUpperCase()}`;
 }
 
-const printJson = (value: unknown): void => {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-};
 const jobJson = (job: jobsV1.Job): unknown => jobsV1.Job.toJSON(job);
-
-/** Runs `fn` with a client for this command and closes it afterwards. */
-async function withClient<T>(cmd: Command, fn: (c: AetherClient) => Promise<T>): Promise<T> {
-  const c = client(cmd);
-  try {
-    return await fn(c);
-  } finally {
-    c.close();
-  }
-}
 
 /**
  * Waits (WaitJob, asked again every minute) until the job ends or `timeoutMs` passes; returns the job

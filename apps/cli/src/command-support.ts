@@ -1,0 +1,68 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import { AetherClient } from '@aether/client';
+import { EX_USAGE, parseKeyValue, UsageError } from './units';
+
+/** The client for a command, from the global `--config`. */
+export const clientOf = (cmd: Command): AetherClient =>
+  AetherClient.fromConfig(cmd.optsWithGlobals<{ config: string }>().config);
+
+/** Runs `fn` with a client for this command and closes it afterwards. */
+export async function withClient<T>(cmd: Command, fn: (c: AetherClient) => Promise<T>): Promise<T> {
+  const c = clientOf(cmd);
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
+/** A pure parser as a commander option parser: a bad value is a usage error (exit 64). */
+export function arg<T>(parse: (v: string) => T): (v: string) => T {
+  return (v) => {
+    try {
+      return parse(v);
+    } catch (err) {
+      const e = new InvalidArgumentError((err as Error).message);
+      e.exitCode = EX_USAGE;
+      throw e;
+    }
+  };
+}
+
+/** Like {@link arg} for a repeatable option: the values collect into a list. */
+export function list<T>(parse: (v: string) => T): (v: string, prev: T[] | undefined) => T[] {
+  const one = arg(parse);
+  return (v, prev) => [...(prev ?? []), one(v)];
+}
+
+/** A repeatable `KEY=VALUE` option collecting into a map; with `fromEnv`, a bare `KEY` passes ours on. */
+export function collectPairs(
+  what: string,
+  fromEnv = false,
+): (v: string, prev: Record<string, string> | undefined) => Record<string, string> {
+  const one = arg((v: string): [string, string] => {
+    if (fromEnv && /^[A-Za-z_][A-Za-z0-9_]*$/.test(v)) {
+      const value = process.env[v];
+      if (value === undefined) throw new UsageError(`${what} ${v} is not set here; pass ${v}=VALUE`);
+      return [v, value];
+    }
+    return parseKeyValue(v, what);
+  });
+  return (v, prev) => {
+    const [k, val] = one(v);
+    return { ...(prev ?? {}), [k]: val };
+  };
+}
+
+/** Pretty JSON on stdout. */
+export const printJson = (value: unknown): void => {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+};
+
+/** `<collection>/<id>` from either form; a usage error when empty. */
+export function resourceName(collection: string, nameOrId: string, what: string): string {
+  const t = nameOrId.trim();
+  if (t === '' || t === `${collection}/`)
+    throw new UsageError(`${what} name (${collection}/<id>) or id is required`);
+  return t.startsWith(`${collection}/`) ? t : `${collection}/${t}`;
+}

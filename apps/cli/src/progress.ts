@@ -1,0 +1,73 @@
+import { formatBytes, formatDuration } from './units';
+
+/** Where a progress bar draws: a terminal (stderr) with a width. */
+export interface ProgressSink {
+  write(text: string): void;
+  columns?: number;
+}
+
+/**
+ * A one-line transfer progress bar on a terminal, like curl's or rsync's:
+ * `upload  42% [########·············]  420 MiB / 1 GiB  210 MiB/s  ETA 3.0s`. Redrawn at most 10
+ * times a second; `done()` leaves the final line and a newline.
+ */
+export class ProgressBar {
+  private done_ = 0;
+  private lastDraw = 0;
+  private readonly started = performance.now();
+
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    private readonly sink: ProgressSink,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Adds transferred bytes and redraws when due. */
+  advance(bytes: number): void {
+    this.done_ += bytes;
+    const t = this.now();
+    if (t - this.lastDraw >= 100) {
+      this.lastDraw = t;
+      this.sink.write(`\r${this.line(t)}\x1b[K`);
+    }
+  }
+
+  /** Draws the final state and ends the line. */
+  finish(): void {
+    this.sink.write(`\r${this.line(this.now(), true)}\x1b[K\n`);
+  }
+
+  /** The line as it would be drawn now (exposed for tests). */
+  line(t: number, final = false): string {
+    const elapsed = Math.max(1, t - this.started);
+    const rate = (this.done_ / elapsed) * 1000;
+    const fraction = this.total > 0 ? Math.min(1, this.done_ / this.total) : 1;
+    const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
+    const width = Math.max(10, Math.min(40, (this.sink.columns ?? 80) - 60));
+    const filled = Math.round(fraction * width);
+    const bar = `[${'#'.repeat(filled)}${'·'.repeat(width - filled)}]`;
+    const eta =
+      final || rate <= 0
+        ? `in ${formatDuration(elapsed)}`
+        : `ETA ${formatDuration(((this.total - this.done_) / rate) * 1000)}`;
+    return `${this.label} ${pct} ${bar}  ${formatBytes(this.done_)} / ${formatBytes(this.total)}  ${formatBytes(Math.round(rate))}/s  ${eta}`;
+  }
+}
+
+/** Progress is drawn for transfers of at least this size, when stderr is a terminal. */
+export const PROGRESS_MIN_BYTES = 8 * 1024 * 1024;
+
+/** A progress bar on stderr if it is a terminal and the transfer is big enough (or forced), else undefined. */
+export function progressFor(
+  label: string,
+  total: number,
+  mode: boolean | undefined,
+): ProgressBar | undefined {
+  const want = mode ?? (process.stderr.isTTY && total >= PROGRESS_MIN_BYTES);
+  if (!want) return undefined;
+  return new ProgressBar(label, total, {
+    write: (s) => process.stderr.write(s),
+    columns: process.stderr.columns ?? 80,
+  });
+}
