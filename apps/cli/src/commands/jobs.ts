@@ -36,6 +36,21 @@ const EX_DETACHED = 130;
 /** One WaitJob call waits at most this long; the CLI asks again until the job ends. */
 const WAIT_SLICE_MS = 60_000;
 
+/** `--output report.json:report` → an OutputSpec (type in upper case as the API spells it). */
+function parseOutput(v: string): jobsV1.OutputSpec {
+  const m = /^(.*?)(?::(dataset|checkpoint|model|report|log|other))?(\?)?$/i.exec(v);
+  const path = m?.[1] ?? '';
+  if (path === '' || path.startsWith('/') || path.split('/').includes('..'))
+    throw new UsageError(
+      `--output "${v}" must be a path relative to /work/outputs, optionally :TYPE (e.g. model.onnx:model)`,
+    );
+  return jobsV1.OutputSpec.fromPartial({
+    path,
+    artifactType: (m?.[2] ?? '').toUpperCase(),
+    optional: m?.[3] === '?',
+  });
+}
+
 function parseNetwork(v: string): jobsV1.NetworkMode {
   if (v === 'none') return jobsV1.NetworkMode.NETWORK_MODE_NONE;
   if (v === 'host') return jobsV1.NetworkMode.NETWORK_MODE_HOST;
@@ -157,6 +172,8 @@ interface RunOpts {
   cwd?: string;
   label?: Record<string, string>;
   mount?: ReturnType<typeof parseMount>[];
+  output?: jobsV1.OutputSpec[];
+  input?: string[];
   profile?: string;
   intent?: string;
   idempotencyKey?: string;
@@ -208,6 +225,16 @@ function runCommand(): Command {
       'bind mount from the allowlist, read-only unless :rw (repeatable)',
       list(parseMount),
     )
+    .option(
+      '--output <PATH[:TYPE]>',
+      'register this file (or glob) under /work/outputs as an artifact when the job succeeds; TYPE: dataset, checkpoint, model, report, log, other; a trailing ? makes it optional (repeatable)',
+      list(parseOutput),
+    )
+    .option(
+      '--input <artifact>',
+      'bind an artifact read-only at /work/inputs/<id>; recorded as the outputs’ lineage (repeatable)',
+      list((v) => (v.startsWith('artifacts/') ? v : `artifacts/${v}`)),
+    )
     .option('--profile <name>', 'sandbox profile from the aetherd configuration (default: default)')
     .option('--intent <id>', 'the intent this job serves')
     .option('--idempotency-key <key>', 'submitting again with the same key returns the same job')
@@ -229,6 +256,7 @@ Examples:
   $ aether jobs run --follow --cpu 500m --memory 512Mi -- python3 train.py --epochs 3
   $ aether jobs run --wait --timeout 10m -- /bin/sh -c 'make test'
   $ aether jobs run --env DEBUG=1 --label team=ml --mount /data/set:/work/data -- ./process.sh
+  $ aether jobs run --wait --input <artifact id> --output 'model.onnx:model' -- ./train.sh
   $ id=$(aether jobs run -- /bin/sleep 600) && aether jobs stop "$id"`,
     )
     .action(async (argv: string[], opts: RunOpts, cmd: Command) => {
@@ -247,6 +275,8 @@ Examples:
         },
         network: opts.net ?? jobsV1.NetworkMode.NETWORK_MODE_UNSPECIFIED,
         mounts: opts.mount ?? [],
+        outputs: opts.output ?? [],
+        inputArtifacts: opts.input ?? [],
         timeout: opts.timeout === undefined ? undefined : durationFromMs(opts.timeout),
         stopSignal: opts.stopSignal ?? '',
         stopGracePeriod: opts.grace === undefined ? undefined : durationFromMs(opts.grace),
