@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { aetherdConfigSchema, defaultAetherdConfig } from '@aether/config';
 import type { DaemonDefinition } from '@aether/daemon';
 import { artifactsV1, eventsV1, governanceV1, jobsV1, memoryV1, metricsV1 } from '@aether/proto';
-import { TokenRegistry, TokenSigner } from '@aether/tokens';
+import { publishRevocations, revocationListPath, TokenRegistry, TokenSigner } from '@aether/tokens';
 import { auditServiceHandlers } from './governance/audit-service';
 import { policyServiceHandlers } from './governance/policy-service';
 import { tokenServiceHandlers } from './governance/token-service';
@@ -27,6 +27,10 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
     signer.publishPublicKey(config.tokens.publicKeyFile);
     const registry = TokenRegistry.open(join(config.stateDir, 'tokens', 'registry.jsonl'));
     const verifier = await signer.verifier();
+    // aurorad and cfcd verify tokens offline: they learn revocations from this list beside the key.
+    const revocationList = revocationListPath(config.tokens.publicKeyFile);
+    const publishRevoked = (): void => publishRevocations(revocationList, registry.liveRevocations());
+    publishRevoked();
     policy.useVerifier((token, presenter) =>
       verifier.verify(token, { audience: 'aetherd', presenter, isRevoked: (id) => registry.isRevoked(id) }),
     );
@@ -46,7 +50,7 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
       )
       .addService(
         governanceV1.TokenServiceService,
-        tokenServiceHandlers(signer, registry, config.tokens.defaultTtlSeconds),
+        tokenServiceHandlers(signer, registry, config.tokens.defaultTtlSeconds, publishRevoked),
       )
       .addService(governanceV1.AuditServiceService, auditServiceHandlers(config.auditLog));
     return {

@@ -1,5 +1,11 @@
 import { existsSync } from 'node:fs';
-import { TokenError, TokenVerifier, type CapabilityClaims } from '@aether/tokens';
+import {
+  RevocationListReader,
+  revocationListPath,
+  TokenError,
+  TokenVerifier,
+  type CapabilityClaims,
+} from '@aether/tokens';
 import { UnauthenticatedError, type Decision, type PolicyHook, type PolicyQuery } from '@aether/rpc';
 
 /** Turns a bearer token presented by `presenter` into verified claims, or throws TokenError. */
@@ -16,10 +22,13 @@ export interface PolicyTokenClaims {
 
 /**
  * A token verifier that reads the issuer's public key from a file when first needed, so a daemon can
- * start before aetherd has published it. Used by aurorad and cfcd.
+ * start before aetherd has published it, and that refuses the tokens aetherd's published revocation
+ * list names. Used by aurorad and cfcd.
  */
 export function fileTokenVerifier(publicKeyFile: string, issuer: string, audience: string): VerifyToken {
   let verifier: Promise<TokenVerifier> | undefined;
+  // aetherd publishes revocations beside the key; a token revoked there is refused here too.
+  const revocations = new RevocationListReader(revocationListPath(publicKeyFile));
   return async (token, presenter) => {
     if (!verifier) {
       if (!existsSync(publicKeyFile)) {
@@ -31,7 +40,11 @@ export function fileTokenVerifier(publicKeyFile: string, issuer: string, audienc
       verifier = TokenVerifier.fromPublicKeyFile(publicKeyFile, issuer);
       verifier.catch(() => (verifier = undefined));
     }
-    return (await verifier).verify(token, { audience, presenter });
+    return (await verifier).verify(token, {
+      audience,
+      presenter,
+      isRevoked: (id) => revocations.isRevoked(id),
+    });
   };
 }
 

@@ -9,3 +9,9 @@ export {
   MAX_TOKEN_TTL_SECONDS,
 } from './capability-token';
 export { TokenRegistry, type TokenEntry } from './token-registry';
+export {
+  revocationListPath,
+  publishRevocations,
+  RevocationListReader,
+  type RevocationEntry,
+} from './revocations';

@@ -93,6 +93,13 @@ export class TokenRegistry {
     return this.entries.get(id);
   }
 
+  /** Revoked tokens that have not expired yet: what peers must be told (see publishRevocations). */
+  liveRevocations(now = new Date()): { id: string; expiresAt: string }[] {
+    return [...this.entries.values()]
+      .filter((e) => e.revoked && e.expiresAt > now)
+      .map((e) => ({ id: e.id, expiresAt: e.expiresAt.toISOString() }));
+  }
+
   isRevoked(id: string): boolean {
     return this.entries.get(id)?.revoked !== undefined;
   }

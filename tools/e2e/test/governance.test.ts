@@ -3,7 +3,7 @@ import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { issueClientCertificate } from '@aether/pki';
-import { dateFromTimestamp, durationFromMs, governanceV1, jobsV1 } from '@aether/proto';
+import { dateFromTimestamp, durationFromMs, governanceV1, intentsV1, jobsV1 } from '@aether/proto';
 import type { RpcError } from '@aether/rpc';
 import type { AetherClient } from '@aether/client';
 import { Stack } from '../src';
@@ -129,6 +129,29 @@ describe('governance: Cedar policy and capability tokens on real daemons', () =>
       reason: 'TOKEN_SUBJECT_MISMATCH',
     });
     cfcd.close();
+  });
+
+  it('aurorad refuses a token aetherd has revoked (it learns revocations from the published list)', async () => {
+    await stack.start('aurorad');
+    const res = await admin.call(admin.tokens, 'mintToken', {
+      token: governanceV1.CapabilityToken.fromPartial({
+        audience: ['aurorad'],
+        actions: ['intents.ListIntents'],
+      }),
+    });
+    const list = (): Promise<RpcError | undefined> =>
+      admin
+        .call(admin.intents, 'listIntents', intentsV1.ListIntentsRequest.fromPartial({}), {
+          token: res.tokenString,
+        })
+        .then(
+          () => undefined,
+          (e: RpcError) => e,
+        );
+    // Accepted: whatever aurorad answers, it is not an authentication failure.
+    expect((await list())?.code).not.toBe(status.UNAUTHENTICATED);
+    await admin.call(admin.tokens, 'revokeToken', { name: res.token!.name, reason: 'leaked' });
+    expect(await list()).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'TOKEN_REVOKED' });
   });
 
   it('lets aurorad mint tokens only for itself', async () => {

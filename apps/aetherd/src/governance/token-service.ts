@@ -96,6 +96,8 @@ export function tokenServiceHandlers(
   signer: TokenSigner,
   registry: TokenRegistry,
   defaultTtlSeconds: number,
+  /** Called after a revocation is recorded (aetherd publishes the list for aurorad and cfcd). */
+  onRevoked: () => void = () => undefined,
 ): ServiceHandlers<typeof governanceV1.TokenServiceService> {
   return {
     mintToken: unary<governanceV1.MintTokenRequest, governanceV1.MintTokenResponse>({
@@ -194,6 +196,7 @@ export function tokenServiceHandlers(
         const e = registry.get(id);
         if (!e || !mayManage(ctx, e)) return Promise.reject(new NotFoundError(req.name));
         const revoked = registry.revoke(id, req.reason || 'revoked', ctx.principal.id)!;
+        onRevoked();
         return Promise.resolve({ token: toProto(revoked) });
       },
     }),
