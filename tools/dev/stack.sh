@@ -128,7 +128,14 @@ up() {
   echo
   echo "==> audit: every call above is in a hash-chained log"
   cli audit tail "$dev/audit/aetherd.jsonl" | tail -n 3 | sed 's/^/  /'
-  cli audit verify "$dev/audit/aetherd.jsonl" | sed 's/^/  /'
+  # With the signed checkpoint of the head (written every 10,000 records or minute, and at stop), once there is one.
+  cp=$dev/state/aetherd/audit
+  if [ -f "$cp/aetherd.checkpoint.json" ]; then
+    cli audit verify "$dev/audit/aetherd.jsonl" --checkpoint "$cp/aetherd.checkpoint.json" \
+      --public-key "$cp/aetherd-checkpoint.pub" | sed 's/^/  /'
+  else
+    cli audit verify "$dev/audit/aetherd.jsonl" | sed 's/^/  /'
+  fi
   cat <<MSG
 
 The stack is running. Try:

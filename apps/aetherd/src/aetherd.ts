@@ -22,7 +22,7 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
   schema: aetherdConfigSchema,
   defaults: defaultAetherdConfig,
   envPrefix: 'AETHERD',
-  register: async (server, { config, policy, policyStore, log, audit }) => {
+  register: async (server, { config, policy, policyStore, log, audit, auditCheckpoints }) => {
     const signer = await TokenSigner.fromKeyFile(config.tokens.signingKeyFile, config.tokens.issuer);
     signer.publishPublicKey(config.tokens.publicKeyFile);
     const registry = TokenRegistry.open(join(config.stateDir, 'tokens', 'registry.jsonl'));
@@ -52,7 +52,7 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
         governanceV1.TokenServiceService,
         tokenServiceHandlers(signer, registry, config.tokens.defaultTtlSeconds, publishRevoked),
       )
-      .addService(governanceV1.AuditServiceService, auditServiceHandlers(config.auditLog));
+      .addService(governanceV1.AuditServiceService, auditServiceHandlers(config.auditLog, auditCheckpoints));
     return {
       close: async () => {
         await jobs.close();

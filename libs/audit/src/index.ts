@@ -16,6 +16,7 @@ export {
   checkpointPayload,
   generateCheckpointKey,
   loadCheckpointKey,
+  toPublicKey,
   readCheckpoint,
   verifyCheckpointSignature,
   type Checkpoint,

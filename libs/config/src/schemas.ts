@@ -39,6 +39,21 @@ export const serverConfigSchema = z.strictObject({
   policyDir: z.string().min(1),
   /** Audit log file (JSON lines, hash-chained). */
   auditLog: z.string().min(1),
+  /**
+   * Signed checkpoints of the audit log's head (Ed25519), kept outside the log so that a truncated
+   * tail is caught by `aether audit verify --checkpoint … --public-key …` and by VerifyAuditLog.
+   */
+  auditCheckpoint: z.strictObject({
+    enabled: z.boolean(),
+    /** PKCS#8 PEM signing key, created 0600 on first start; its public key is written beside it (`.pub`). Empty: `<stateDir>/audit/<daemon>-checkpoint.key`. */
+    keyFile: z.string(),
+    /** The checkpoint file, replaced atomically. Empty: `<stateDir>/audit/<daemon>.checkpoint.json`. */
+    path: z.string(),
+    /** Write one after this many records… */
+    everyRecords: z.number().int().min(1),
+    /** …or after this long with new records. */
+    intervalMs: z.number().int().min(100),
+  }),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
   /** How long SIGTERM waits for in-flight calls before closing them. */
   shutdownGraceMs: z.number().int().min(0).max(600_000),
@@ -82,6 +97,7 @@ export function defaultServerConfig(name: string, stateDir = '/var/lib/aether'):
     stateDir,
     policyDir: '/etc/aether/policy',
     auditLog: `/var/log/aether/${name}.jsonl`,
+    auditCheckpoint: { enabled: true, keyFile: '', path: '', everyRecords: 10_000, intervalMs: 60_000 },
     logLevel: 'info',
     tokens: {
       publicKeyFile: '/run/aether/token-signing.pub',

@@ -5,6 +5,7 @@ import { createLogger, type Logger } from '@aether/log';
 import { AuditLog } from '@aether/audit';
 import { formatPolicyErrors, PolicyLoadError, PolicyStore, type ReloadResult } from '@aether/policy';
 import { AetherServer, UnavailableError, type AuditHook } from '@aether/rpc';
+import { prepareAuditCheckpoints, type AuditCheckpointFiles } from './audit-checkpoint';
 import { fileTokenVerifier, GovernedPolicy } from './governed-policy';
 
 /** Exit codes, after sysexits(3), so systemd and scripts can tell a bad config from a crash. */
@@ -19,6 +20,8 @@ export interface DaemonContext<C> {
   policyStore: PolicyStore;
   /** This daemon's audit log, for records that are not RPCs (e.g. a job's state changes). */
   audit: AuditLog;
+  /** Where the audit log's signed checkpoints are written (undefined when disabled). */
+  auditCheckpoints?: AuditCheckpointFiles;
 }
 
 /** What a daemon registered; `close` runs after the server has drained. */
@@ -132,9 +135,18 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
 
   const log = createLogger({ service: def.name, level: config.logLevel });
   try {
+    const checkpoints = await prepareAuditCheckpoints(config, def.name);
     const audit = await AuditLog.open({
       path: config.auditLog,
       daemon: def.name,
+      ...(checkpoints
+        ? {
+            checkpointKeyFile: checkpoints.keyFile,
+            checkpointPath: checkpoints.path,
+            checkpointEveryRecords: checkpoints.everyRecords,
+            checkpointIntervalMs: checkpoints.intervalMs,
+          }
+        : {}),
       onWarning: (message) => log.warn({ auditLog: config.auditLog }, message),
     });
     const auditHook: AuditHook = {
@@ -195,7 +207,14 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
       fileTokenVerifier(config.tokens.publicKeyFile, config.tokens.issuer, def.name),
     );
     const server = new AetherServer({ name: def.name, config, log, policy, audit: auditHook });
-    const registered = await def.register(server, { config, log, policy, policyStore: store, audit });
+    const registered = await def.register(server, {
+      config,
+      log,
+      policy,
+      policyStore: store,
+      audit,
+      ...(checkpoints ? { auditCheckpoints: checkpoints } : {}),
+    });
     await server.start();
     process.on('SIGHUP', () => report('SIGHUP', store.reload()));
     server.stopOnSignals(() => {

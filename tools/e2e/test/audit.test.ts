@@ -106,6 +106,41 @@ describe('the audit log of a real daemon', () => {
     }
   });
 
+  it('keeps a signed checkpoint of the head outside the log, which catches a truncated tail', async () => {
+    const admin = stack.client();
+    const res = await admin.call(admin.audit, 'verifyAuditLog', {});
+    expect(res.valid).toBe(true);
+    admin.close();
+    // A clean stop writes a final checkpoint of the head.
+    await stack.stop('aetherd');
+    const stateAudit = join(stack.dir, 'state', 'aetherd', 'audit');
+    const checkpoint = join(stateAudit, 'aetherd.checkpoint.json');
+    const publicKey = join(stateAudit, 'aetherd-checkpoint.pub');
+    const head = JSON.parse(readFileSync(checkpoint, 'utf8')) as { seq: number; signature: string };
+    const lines = readFileSync(stack.auditPath('aetherd'), 'utf8').split('\n').filter(Boolean);
+    expect(head.seq).toBe(lines.length);
+    expect(head.signature).not.toBe('');
+    const intact = cli(
+      'audit',
+      'verify',
+      stack.auditPath('aetherd'),
+      '--checkpoint',
+      checkpoint,
+      '--public-key',
+      publicKey,
+    );
+    expect(intact.status).toBe(0);
+
+    // Cutting the last two records leaves a perfectly chained log that only the checkpoint shows is short.
+    const cut = join(stack.dir, 'cut.jsonl');
+    writeFileSync(cut, `${lines.slice(0, -2).join('\n')}\n`);
+    expect(cli('audit', 'verify', cut).status).toBe(0);
+    const caught = cli('audit', 'verify', cut, '--checkpoint', checkpoint, '--public-key', publicKey);
+    expect(caught.status).toBe(1);
+    expect(caught.stdout).toMatch(/truncat/i);
+    await stack.start('aetherd');
+  });
+
   it('fails state-changing calls closed with UNAVAILABLE when the audit disk is full, and recovers', async () => {
     await stack.stop('aetherd');
     const tmpfs = join(stack.dir, 'audit-tmpfs');
@@ -116,7 +151,12 @@ describe('the audit log of a real daemon', () => {
         stack.auditPath('aetherd'),
         join(tmpfs, 'aetherd.jsonl'),
       );
-      writeFileSync(stack.configPath('aetherd'), cfg);
+      // A new log starts a new chain: its checkpoint goes to a new file too (the old one vouches for
+      // records this log does not have, and aetherd would rightly refuse to start on it).
+      writeFileSync(
+        stack.configPath('aetherd'),
+        `${cfg}auditCheckpoint:\n  path: ${join(stack.dir, 'tmpfs-log.checkpoint.json')}\n`,
+      );
       await stack.start('aetherd');
       // Fill the disk, leaving less than a record's worth.
       const filler = join(tmpfs, 'filler');

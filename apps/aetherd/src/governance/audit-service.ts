@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { readAuditRecords, verifyAuditLog, type AuditFilter, type AuditRecord } from '@aether/audit';
 import { governanceV1, type timestampV1 } from '@aether/proto';
 import { serverStream, unary, Violations, type ServiceHandlers } from '@aether/rpc';
@@ -58,7 +59,10 @@ function filterOf(f: governanceV1.AuditFilter | undefined): AuditFilter {
 }
 
 /** AuditService: read, follow and verify this daemon's audit log. */
-export function auditServiceHandlers(path: string): ServiceHandlers<typeof governanceV1.AuditServiceService> {
+export function auditServiceHandlers(
+  path: string,
+  checkpoint?: { path: string; publicKeyFile: string },
+): ServiceHandlers<typeof governanceV1.AuditServiceService> {
   return {
     listAuditRecords: unary<governanceV1.ListAuditRecordsRequest, governanceV1.ListAuditRecordsResponse>({
       validate: (req) => new Violations().page(req).throwIfAny(),
@@ -94,7 +98,12 @@ export function auditServiceHandlers(path: string): ServiceHandlers<typeof gover
     }),
     verifyAuditLog: unary<governanceV1.VerifyAuditLogRequest, governanceV1.VerifyAuditLogResponse>({
       handle: async () => {
-        const r = await verifyAuditLog(path);
+        const r = await verifyAuditLog(
+          path,
+          checkpoint && existsSync(checkpoint.path)
+            ? { checkpointPath: checkpoint.path, publicKey: readFileSync(checkpoint.publicKeyFile) }
+            : {},
+        );
         return {
           valid: r.ok,
           recordsChecked: BigInt(r.records),
