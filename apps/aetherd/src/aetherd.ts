@@ -6,7 +6,8 @@ import { publishRevocations, revocationListPath, TokenRegistry, TokenSigner } fr
 import { auditServiceHandlers } from './governance/audit-service';
 import { policyServiceHandlers } from './governance/policy-service';
 import { tokenServiceHandlers } from './governance/token-service';
-import { startArtifacts } from './artifacts/artifacts';
+import { startArtifacts, type JobLookup } from './artifacts/artifacts';
+import { jobArtifacts } from './artifacts/job-outputs';
 import { startJobs } from './jobs/jobs';
 import { startMemory } from './memory/memory';
 
@@ -35,8 +36,13 @@ export const aetherd: DaemonDefinition<typeof aetherdConfigSchema> = {
       verifier.verify(token, { audience: 'aetherd', presenter, isRevoked: (id) => registry.isRevoked(id) }),
     );
     log.info({ publicKeyFile: config.tokens.publicKeyFile }, 'capability tokens: signing key ready');
-    const jobs = await startJobs(config, log, audit);
-    const artifacts = await startArtifacts(config, log, jobs.lookup);
+    // The artifact store and the job runner need each other: jobs bind input artifacts and register
+    // outputs; CreateArtifact checks a producing job. The store opens first (a job that ended while
+    // aetherd was down registers its outputs during the runner's start-up reconciliation).
+    const runner: { lookup?: JobLookup } = {};
+    const artifacts = await startArtifacts(config, log, { find: (id) => runner.lookup?.find(id) });
+    const jobs = await startJobs(config, log, audit, jobArtifacts(artifacts.store));
+    runner.lookup = jobs.lookup;
     const memory = await startMemory(config, log);
     server
       .addService(jobsV1.JobServiceService, jobs.handlers)

@@ -183,7 +183,8 @@ export async function clientStreamCall<Req, Res>(
           };
           stream.once('drain', done);
           stream.once('close', done);
-          void response.finally(done);
+          // then(done, done), not finally(done): a rejection is the caller's to see, through `response`.
+          response.then(done, done);
         });
     }
     stream.end();

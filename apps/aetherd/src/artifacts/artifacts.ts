@@ -1,22 +1,51 @@
+import { join } from 'node:path';
 import type { AetherdConfig } from '@aether/config';
 import type { Logger } from '@aether/log';
 import type { artifactsV1 } from '@aether/proto';
 import type { ServiceHandlers } from '@aether/rpc';
+import { artifactServiceHandlers, type JobLookup } from './artifact-service';
+import { ArtifactStore } from './artifact-store';
 
-/** What the artifact store needs to know about a job (its `/work`, its output quota). */
-export interface JobLookup {
-  /** Undefined when no such job exists. */
-  find(jobId: string): { workDir: string; maxOutputBytes: number; intentId: string } | undefined;
-}
+export type { JobLookup } from './artifact-service';
+export {
+  ArtifactStore,
+  Upload,
+  type ArtifactMeta,
+  type ArtifactRecord,
+  type IngestOptions,
+  type IngestResult,
+  type SourceFile,
+  type VerifyResult,
+} from './artifact-store';
 
-/** Brings up the artifact store (ARCHITECTURE §6) and returns its service handlers. */
-export function startArtifacts(
-  _config: AetherdConfig,
-  _log: Logger,
-  _jobs: JobLookup,
+/**
+ * Brings up the artifact store (ARCHITECTURE §6): opens (and reconciles) it under `config.artifacts.dir`
+ * (default `<stateDir>/artifacts`) and returns its service handlers and the store itself, which the job
+ * runner uses for input and output artifacts.
+ */
+export async function startArtifacts(
+  config: AetherdConfig,
+  log: Logger,
+  jobs: JobLookup,
 ): Promise<{
   handlers: ServiceHandlers<typeof artifactsV1.ArtifactServiceService>;
+  store: ArtifactStore;
   close: () => Promise<void>;
 }> {
-  return Promise.resolve({ handlers: {}, close: () => Promise.resolve() });
+  const c = config.artifacts;
+  const limits = {
+    maxArtifactBytes: c.maxArtifactBytes,
+    quotaBytes: c.quotaBytes,
+    reserveFreeBytes: c.reserveFreeBytes,
+  };
+  const store = await ArtifactStore.open({
+    dir: c.dir || join(config.stateDir, 'artifacts'),
+    limits,
+    log: log.child({ component: 'artifacts' }),
+  });
+  return {
+    handlers: artifactServiceHandlers({ store, jobs, importRoots: c.importRoots, limits }),
+    store,
+    close: () => store.close(),
+  };
 }
