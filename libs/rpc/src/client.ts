@@ -144,6 +144,9 @@ export async function* serverStreamCall<Req, Res>(
   }
 }
 
+/** How many messages of a client stream may wait in the call's buffer before writing pauses. */
+const CLIENT_STREAM_QUEUED_MESSAGES = 8;
+
 type ClientStreamFn<Req, Res> = (
   metadata: Metadata,
   options: Partial<CallOptions>,
@@ -174,7 +177,9 @@ export async function clientStreamCall<Req, Res>(
   try {
     for await (const message of messages) {
       if (settled) break; // the server answered early (an error): stop sending
-      if (!stream.write(message))
+      // Keep a few messages queued rather than one: waiting for 'drain' after every large message would
+      // leave the connection idle while the server handles each one.
+      if (!stream.write(message) && stream.writableLength >= CLIENT_STREAM_QUEUED_MESSAGES)
         await new Promise<void>((resolve) => {
           const done = (): void => {
             stream.removeListener('drain', done);

@@ -46,6 +46,7 @@ export class AetherServer {
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
     });
+    widenReceiveWindow(this.server, 'settings');
     this.health.addToServer(this.server);
     const responder = new ReflectionResponder(descriptorSet(), () => [
       ...this.serviceNames,
@@ -124,6 +125,7 @@ export class AetherServer {
     } finally {
       process.umask(previous);
     }
+    widenReceiveWindow(this.server, 'sessions');
     try {
       await applySocketPermissions(socket.path, socket.mode, socket.group);
     } catch (err) {
@@ -229,4 +231,35 @@ export class AetherServer {
       });
     }
   }
+}
+
+/** The HTTP/2 receive window of every connection and stream: enough for a 4 MiB message in flight. */
+export const RECEIVE_WINDOW_BYTES = 8 * 1024 * 1024;
+
+/**
+ * grpc-js clients take `grpc-node.flow_control_window`, but its servers keep Node's 64 KiB HTTP/2
+ * receive window (grpc/grpc-node#3058 adds the option), which caps a client stream over a Unix socket
+ * at about 100 MB/s: the client waits for a WINDOW_UPDATE every 64 KiB. Until the option lands, widen
+ * the window through the server's HTTP/2 settings (before binding: each stream's initial window) and
+ * each new session (after binding: the connection window). Both touch grpc-js internals; if they are
+ * not there (another grpc-js version), nothing is changed and uploads are just slower.
+ */
+function widenReceiveWindow(server: Server, phase: 'settings' | 'sessions'): void {
+  const internals = server as unknown as {
+    commonServerOptions?: { settings?: Record<string, unknown> };
+    http2Servers?: Map<NodeJS.EventEmitter, unknown>;
+  };
+  if (phase === 'settings') {
+    const common = internals.commonServerOptions;
+    if (common) common.settings = { ...common.settings, initialWindowSize: RECEIVE_WINDOW_BYTES };
+    return;
+  }
+  for (const http2Server of internals.http2Servers?.keys() ?? [])
+    http2Server.on('session', (session: { setLocalWindowSize?: (n: number) => void }) => {
+      try {
+        session.setLocalWindowSize?.(RECEIVE_WINDOW_BYTES);
+      } catch {
+        // A session already closing: nothing to widen.
+      }
+    });
 }

@@ -164,10 +164,18 @@ export class Stack {
 
   /** Starts a daemon process (not waiting for it to serve). */
   spawn(d: Daemon, args: string[] = ['--config', this.configPath(d)]): DaemonProcess {
-    const child = spawn(process.execPath, [join(repoRoot, 'apps', d, 'dist', 'main.js'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, AETHERD_CONFIG: '', AURORAD_CONFIG: '', CFCD_CONFIG: '' },
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        ...(process.env['AETHER_E2E_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
+        join(repoRoot, 'apps', d, 'dist', 'main.js'),
+        ...args,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, AETHERD_CONFIG: '', AURORAD_CONFIG: '', CFCD_CONFIG: '' },
+      },
+    );
     return new DaemonProcess(d, child);
   }
 
