@@ -115,6 +115,11 @@ up() {
     'echo "hello from $(hostname) as uid $(id -u)"; echo "network: $(ls /sys/class/net)"; touch /usr/x 2>&1; echo "written to /work: $(date > /work/out && ls /work)"' \
     | sed 's/^/  /' || true
   echo
+  echo "==> artifacts: a job's declared output is registered with its provenance (job, actor, digest)"
+  cli jobs run --wait --output 'uname.txt:report' -- /bin/sh -c 'mkdir -p /work/outputs && uname -srm > /work/outputs/uname.txt' \
+    | grep -E '^(Job|State|Outputs):' | sed 's/^/  /' || true
+  cli artifacts ls --type report --limit 1 | sed 's/^/  /' || true
+  echo
   echo "==> the same API from another client: buf curl through server reflection, jobs.ListJobs"
   node_modules/.bin/buf curl --unix-socket "$dev/run/aetherd.sock" --protocol grpc \
     --cacert "$dev/pki/ca.crt" --cert "$dev/pki/admin.crt" --key "$dev/pki/admin.key" --servername aetherd \
