@@ -14,14 +14,16 @@ export interface ProgressSink {
 export class ProgressBar {
   private done_ = 0;
   private lastDraw = 0;
-  private readonly started = performance.now();
+  private readonly started: number;
 
   constructor(
     private readonly label: string,
     private readonly total: number,
     private readonly sink: ProgressSink,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.started = now();
+  }
 
   /** Adds transferred bytes and redraws when due. */
   advance(bytes: number): void {

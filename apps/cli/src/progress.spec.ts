@@ -1,0 +1,29 @@
+import { ProgressBar } from './progress';
+
+describe('ProgressBar', () => {
+  it('draws percent, bar, bytes, rate and ETA, throttled, and a final line with a newline', () => {
+    const out: string[] = [];
+    let t = 0;
+    const bar = new ProgressBar(
+      'upload',
+      100 * 1024 * 1024,
+      { write: (s) => out.push(s), columns: 80 },
+      () => t,
+    );
+    t = 1000;
+    bar.advance(25 * 1024 * 1024);
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatch(
+      /^\rupload  25% \[#{5}·{15}\] {2}25 MiB \/ 100 MiB {2}25 MiB\/s {2}ETA 3s\x1b\[K$/,
+    );
+    t = 1050; // within 100 ms of the last draw: no redraw
+    bar.advance(1024 * 1024);
+    expect(out).toHaveLength(1);
+    t = 4000;
+    bar.advance(74 * 1024 * 1024);
+    bar.finish();
+    expect(out.at(-1)).toMatch(
+      /^\rupload 100% \[#{20}\] {2}100 MiB \/ 100 MiB {2}25 MiB\/s {2}in 4s\x1b\[K\n$/,
+    );
+  });
+});
