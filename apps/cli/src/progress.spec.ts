@@ -17,16 +17,14 @@ describe('ProgressBar', () => {
     bar.advance(25 * 1024 * 1024);
     expect(out).toHaveLength(1);
     expect(plain(out[0])).toBe('\rupload  25% [#####···············]  25 MiB / 100 MiB  25 MiB/s  ETA 3s');
-      /^\rupload  25% \[#{5}·{15}\] {2}25 MiB \/ 100 MiB {2}25 MiB\/s {2}ETA 3s\x1b\[K$/,
-    );
     t = 1050; // within 100 ms of the last draw: no redraw
     bar.advance(1024 * 1024);
     expect(out).toHaveLength(1);
     t = 4000;
     bar.advance(74 * 1024 * 1024);
     bar.finish();
-    expect(plain(out.at(-1))).toBe('\rupload 100% [####################]  100 MiB / 100 MiB  25 MiB/s  in 4s\n');
-      /^\rupload 100% \[#{20}\] {2}100 MiB \/ 100 MiB {2}25 MiB\/s {2}in 4s\x1b\[K\n$/,
+    expect(plain(out.at(-1))).toBe(
+      '\rupload 100% [####################]  100 MiB / 100 MiB  25 MiB/s  in 4s\n',
     );
   });
 });
