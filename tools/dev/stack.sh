@@ -120,6 +120,12 @@ up() {
     | grep -E '^(Job|State|Outputs):' | sed 's/^/  /' || true
   cli artifacts ls --type report --limit 1 | sed 's/^/  /' || true
   echo
+  echo "==> memory: a note with provenance, then a search whose every hit is a citation (entry, version, span)"
+  cli memory add --title 'sandbox defaults' --tag demo \
+    'Jobs run without network by default; host network needs a policy grant. Uploads are checked against their sha256 digest.' \
+    | sed 's/^/  /' || true
+  cli memory search 'network AND policy' --tag demo | sed 's/^/  /' || true
+  echo
   echo "==> the same API from another client: buf curl through server reflection, jobs.ListJobs"
   node_modules/.bin/buf curl --unix-socket "$dev/run/aetherd.sock" --protocol grpc \
     --cacert "$dev/pki/ca.crt" --cert "$dev/pki/admin.crt" --key "$dev/pki/admin.key" --servername aetherd \

@@ -5,6 +5,7 @@ import { auditCommand } from './commands/audit';
 import { doctorCommand } from './commands/doctor';
 import { healthCommand } from './commands/health';
 import { jobsCommand } from './commands/jobs';
+import { memoryCommand } from './commands/memory';
 import { policyCommand } from './commands/policy';
 import { pkiCommand } from './commands/pki';
 import { tokenCommand } from './commands/token';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   program.addCommand(doctorCommand());
   program.addCommand(jobsCommand());
   program.addCommand(artifactsCommand());
+  program.addCommand(memoryCommand());
   program.addCommand(pkiCommand());
   program.addCommand(tokenCommand());
   program.addCommand(policyCommand());

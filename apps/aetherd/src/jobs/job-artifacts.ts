@@ -18,8 +18,5 @@ export interface JobArtifacts {
    * job's provenance and its inputs as lineage. Idempotent per job and path, so a restart that
    * finishes the job again registers nothing twice.
    */
-  registerOutputs(
-    job: JobRecord,
-    workDir: string,
-  ): Promise<{ names: string[]; outcomes: OutputOutcome[] }>;
+  registerOutputs(job: JobRecord, workDir: string): Promise<{ names: string[]; outcomes: OutputOutcome[] }>;
 }

@@ -304,7 +304,11 @@ export class JobManager {
   /** The blob of an input artifact; NOT_FOUND when it does not exist (or no store is configured). */
   inputBlob(name: string): string {
     if (!this.o.artifacts)
-      throw new RpcError(Status.FAILED_PRECONDITION, 'ARTIFACTS_UNAVAILABLE', 'this aetherd has no artifact store');
+      throw new RpcError(
+        Status.FAILED_PRECONDITION,
+        'ARTIFACTS_UNAVAILABLE',
+        'this aetherd has no artifact store',
+      );
     return this.o.artifacts.inputBlob(name);
   }
 

@@ -213,6 +213,18 @@ export interface AddEntryResponse {
   entry?: Entry | undefined;
 }
 
+/** Request for MemoryService.BatchAddEntries. */
+export interface BatchAddEntriesRequest {
+  /** The entries to add, 1 to 1000, each as in AddEntry (with its own optional idempotency key). */
+  requests: AddEntryRequest[];
+}
+
+/** Response for MemoryService.BatchAddEntries. */
+export interface BatchAddEntriesResponse {
+  /** The entries as stored, version 1 with their passages, in the order of the requests. */
+  entries: Entry[];
+}
+
 /** Request for MemoryService.UpdateEntry. */
 export interface UpdateEntryRequest {
   /** The entry's new content; `entry.name` says which entry. */
@@ -1279,6 +1291,146 @@ export const AddEntryResponse: MessageFns<AddEntryResponse> = {
   fromPartial(object: DeepPartial<AddEntryResponse>): AddEntryResponse {
     const message = createBaseAddEntryResponse();
     message.entry = (object.entry !== undefined && object.entry !== null) ? Entry.fromPartial(object.entry) : undefined;
+    return message;
+  },
+};
+
+function createBaseBatchAddEntriesRequest(): BatchAddEntriesRequest {
+  return { requests: [] };
+}
+
+export const BatchAddEntriesRequest: MessageFns<BatchAddEntriesRequest> = {
+  encode(message: BatchAddEntriesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.requests) {
+      AddEntryRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchAddEntriesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchAddEntriesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requests.push(AddEntryRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchAddEntriesRequest {
+    return {
+      requests: globalThis.Array.isArray(object?.requests)
+        ? object.requests.map((e: any) => AddEntryRequest.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: BatchAddEntriesRequest): unknown {
+    const obj: any = {};
+    if (message.requests?.length) {
+      obj.requests = message.requests.map((e) => AddEntryRequest.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchAddEntriesRequest>): BatchAddEntriesRequest {
+    return BatchAddEntriesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchAddEntriesRequest>): BatchAddEntriesRequest {
+    const message = createBaseBatchAddEntriesRequest();
+    message.requests = object.requests?.map((e) => AddEntryRequest.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBatchAddEntriesResponse(): BatchAddEntriesResponse {
+  return { entries: [] };
+}
+
+export const BatchAddEntriesResponse: MessageFns<BatchAddEntriesResponse> = {
+  encode(message: BatchAddEntriesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      Entry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchAddEntriesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchAddEntriesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(Entry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchAddEntriesResponse {
+    return {
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => Entry.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: BatchAddEntriesResponse): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => Entry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchAddEntriesResponse>): BatchAddEntriesResponse {
+    return BatchAddEntriesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchAddEntriesResponse>): BatchAddEntriesResponse {
+    const message = createBaseBatchAddEntriesResponse();
+    message.entries = object.entries?.map((e) => Entry.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3130,6 +3282,29 @@ export const MemoryServiceService = {
     responseDeserialize: (value: Buffer): AddEntryResponse => AddEntryResponse.decode(value),
   },
   /**
+   * Adds 1 to 1000 entries at once, all or nothing: in one transaction, durable (it survives kill -9)
+   * and searchable before the response. Each element is checked as AddEntry checks its request, with
+   * field paths prefixed by the element (`requests[3].entry.text`); the first element that fails fails
+   * the whole batch and nothing is added. An element's idempotency key works as in AddEntry (a repeat
+   * returns the entry the first call created; several elements with one key and the same content share
+   * one entry). Policy decides once for the batch, on a `MemoryEntry` "new" whose `tags` are the union
+   * of the elements' tags.
+   *
+   * Errors: as AddEntry, for the first element that fails; INVALID_ARGUMENT / `INVALID_FIELD` (field
+   * `requests`) for an empty batch or one of more than 1000 elements.
+   */
+  batchAddEntries: {
+    path: "/aether.memory.v1.MemoryService/BatchAddEntries" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BatchAddEntriesRequest): Buffer =>
+      Buffer.from(BatchAddEntriesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BatchAddEntriesRequest => BatchAddEntriesRequest.decode(value),
+    responseSerialize: (value: BatchAddEntriesResponse): Buffer =>
+      Buffer.from(BatchAddEntriesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BatchAddEntriesResponse => BatchAddEntriesResponse.decode(value),
+  },
+  /**
    * Updates an entry, creating version N+1; version N stays readable through GetEntry and
    * ListEntryVersions. Only the current version is searched.
    *
@@ -3229,6 +3404,19 @@ export interface MemoryServiceServer extends UntypedServiceImplementation {
    */
   addEntry: handleUnaryCall<AddEntryRequest, AddEntryResponse>;
   /**
+   * Adds 1 to 1000 entries at once, all or nothing: in one transaction, durable (it survives kill -9)
+   * and searchable before the response. Each element is checked as AddEntry checks its request, with
+   * field paths prefixed by the element (`requests[3].entry.text`); the first element that fails fails
+   * the whole batch and nothing is added. An element's idempotency key works as in AddEntry (a repeat
+   * returns the entry the first call created; several elements with one key and the same content share
+   * one entry). Policy decides once for the batch, on a `MemoryEntry` "new" whose `tags` are the union
+   * of the elements' tags.
+   *
+   * Errors: as AddEntry, for the first element that fails; INVALID_ARGUMENT / `INVALID_FIELD` (field
+   * `requests`) for an empty batch or one of more than 1000 elements.
+   */
+  batchAddEntries: handleUnaryCall<BatchAddEntriesRequest, BatchAddEntriesResponse>;
+  /**
    * Updates an entry, creating version N+1; version N stays readable through GetEntry and
    * ListEntryVersions. Only the current version is searched.
    *
@@ -3290,6 +3478,33 @@ export interface MemoryServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: AddEntryResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Adds 1 to 1000 entries at once, all or nothing: in one transaction, durable (it survives kill -9)
+   * and searchable before the response. Each element is checked as AddEntry checks its request, with
+   * field paths prefixed by the element (`requests[3].entry.text`); the first element that fails fails
+   * the whole batch and nothing is added. An element's idempotency key works as in AddEntry (a repeat
+   * returns the entry the first call created; several elements with one key and the same content share
+   * one entry). Policy decides once for the batch, on a `MemoryEntry` "new" whose `tags` are the union
+   * of the elements' tags.
+   *
+   * Errors: as AddEntry, for the first element that fails; INVALID_ARGUMENT / `INVALID_FIELD` (field
+   * `requests`) for an empty batch or one of more than 1000 elements.
+   */
+  batchAddEntries(
+    request: BatchAddEntriesRequest,
+    callback: (error: ServiceError | null, response: BatchAddEntriesResponse) => void,
+  ): ClientUnaryCall;
+  batchAddEntries(
+    request: BatchAddEntriesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BatchAddEntriesResponse) => void,
+  ): ClientUnaryCall;
+  batchAddEntries(
+    request: BatchAddEntriesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BatchAddEntriesResponse) => void,
   ): ClientUnaryCall;
   /**
    * Updates an entry, creating version N+1; version N stays readable through GetEntry and
