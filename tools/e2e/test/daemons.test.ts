@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Metadata, status } from '@grpc/grpc-js';
-import { artifactsV1, healthV1 } from '@aether/proto';
+import { healthV1, metricsV1 } from '@aether/proto';
 import { RpcError, unaryCall } from '@aether/rpc';
 import { Stack } from '../src';
 
@@ -50,14 +50,9 @@ describe('the three daemons over mTLS Unix sockets', () => {
   it('answers a contract method that is not built yet with UNIMPLEMENTED and a typed ErrorInfo', async () => {
     const client = stack.client();
     const err = await client
-      .call(
-        client.artifacts,
-        'listArtifacts',
-        artifactsV1.ListArtifactsRequest.fromPartial({ pageSize: 10 }),
-        {
-          requestId: 'req-unimpl-1',
-        },
-      )
+      .call(client.metrics, 'getMetrics', metricsV1.GetMetricsRequest.fromPartial({}), {
+        requestId: 'req-unimpl-1',
+      })
       .catch((e: unknown) => e);
     client.close();
     expect(err).toBeInstanceOf(RpcError);
