@@ -59,10 +59,21 @@ export const printJson = (value: unknown): void => {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 };
 
-/** `<collection>/<id>` from either form; a usage error when empty. */
-export function resourceName(collection: string, nameOrId: string, what: string): string {
-  const t = nameOrId.trim();
-  if (t === '' || t === `${collection}/`)
-    throw new UsageError(`${what} name (${collection}/<id>) or id is required`);
-  return t.startsWith(`${collection}/`) ? t : `${collection}/${t}`;
+/**
+ * Fetches one page, or every page when `all`: `fetch` gets the page token (empty for the first) and
+ * returns that page's items and the next token. Returns the items and the token after the last page
+ * fetched (empty when there are no more).
+ */
+export async function collectPages<T>(
+  all: boolean | undefined,
+  fetch: (pageToken: string) => Promise<{ items: T[]; nextPageToken: string }>,
+): Promise<{ items: T[]; nextPageToken: string }> {
+  const items: T[] = [];
+  let nextPageToken = '';
+  do {
+    const page = await fetch(nextPageToken);
+    items.push(...page.items);
+    nextPageToken = page.nextPageToken;
+  } while (all && nextPageToken);
+  return { items, nextPageToken };
 }

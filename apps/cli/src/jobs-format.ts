@@ -1,15 +1,22 @@
 // Pure helpers of `aether jobs`: names, states, exit statuses and the text views of a job.
 import { constants as osConstants } from 'node:os';
 import { dateFromTimestamp, isTerminalJobState, jobsV1, msFromDuration } from '@aether/proto';
-import { formatAge, formatBytes, formatCpu, formatDuration, shellJoin, truncate, UsageError } from './units';
+import {
+  formatAge,
+  formatBytes,
+  formatCpu,
+  formatDuration,
+  resourceName,
+  shellJoin,
+  truncate,
+  UsageError,
+} from './units';
 
 const { JobState } = jobsV1;
 
 /** `jobs/<id>` from either that or a bare id. */
 export function jobName(nameOrId: string): string {
-  const t = nameOrId.trim();
-  if (t === '' || t === 'jobs/') throw new UsageError('a job name (jobs/<id>) or id is required');
-  return t.startsWith('jobs/') ? t : `jobs/${t}`;
+  return resourceName('jobs', nameOrId, 'a job');
 }
 
 /** `RUNNING` from JOB_STATE_RUNNING. */

@@ -1,13 +1,11 @@
 import { dateFromTimestamp, memoryV1 } from '@aether/proto';
-import { UsageError, parseDuration, truncate } from './units';
+import { UsageError, parseDuration, resourceName, truncate } from './units';
 
 const { EntryKind } = memoryV1;
 
 /** `entries/<id>` from a name or a bare id. */
 export function entryName(v: string): string {
-  const t = v.trim();
-  if (t === '' || t === 'entries/') throw new UsageError('an entry name (entries/<id>) or id is required');
-  return t.startsWith('entries/') ? t : `entries/${t}`;
+  return resourceName('entries', v, 'an entry');
 }
 
 export function parseKind(v: string): memoryV1.EntryKind {

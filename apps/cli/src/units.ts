@@ -192,3 +192,11 @@ export function shellJoin(argv: readonly string[]): string {
     .map((a) => (a !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
     .join(' ');
 }
+
+/** `<collection>/<id>` from either form; a usage error when empty. */
+export function resourceName(collection: string, nameOrId: string, what: string): string {
+  const t = nameOrId.trim();
+  if (t === '' || t === `${collection}/`)
+    throw new UsageError(`${what} name (${collection}/<id>) or id is required`);
+  return t.startsWith(`${collection}/`) ? t : `${collection}/${t}`;
+}

@@ -6,10 +6,9 @@ import { artifactsV1 } from '@aether/proto';
 import { RpcError } from '@aether/rpc';
 import type { JobArtifacts, OutputOutcome } from '../jobs/job-artifacts';
 import type { JobRecord } from '../jobs/job-store';
+import { ARTIFACT_NAME } from './artifact-metadata';
 import type { ArtifactStore } from './artifact-store';
 import { expandOutput } from './output-glob';
-
-const NAME = /^artifacts\/([0-9a-z]{26})$/;
 
 function artifactNotFound(name: string): RpcError {
   return new RpcError(Status.NOT_FOUND, 'ARTIFACT_NOT_FOUND', `input artifact ${name} not found`, {
@@ -33,7 +32,7 @@ function typeOf(declared: string): artifactsV1.ArtifactType {
 export function jobArtifacts(store: ArtifactStore): JobArtifacts {
   return {
     inputBlob(name) {
-      const id = NAME.exec(name)?.[1];
+      const id = ARTIFACT_NAME.exec(name)?.[1];
       const a = id ? store.get(id) : undefined;
       if (!a) throw artifactNotFound(name);
       return store.blobPath(a);
@@ -43,7 +42,9 @@ export function jobArtifacts(store: ArtifactStore): JobArtifacts {
       const outputsDir = join(workDir, 'outputs');
       const names: string[] = [];
       const outcomes: OutputOutcome[] = [];
-      const derivedFrom = job.spec.inputArtifacts.map((n) => NAME.exec(n)?.[1] ?? '').filter(Boolean);
+      const derivedFrom = job.spec.inputArtifacts
+        .map((n) => ARTIFACT_NAME.exec(n)?.[1] ?? '')
+        .filter(Boolean);
       const limit = Number(job.spec.resources?.maxOutputBytes ?? 0n);
       const seen = new Set<string>();
       for (const output of job.spec.outputs) {

@@ -1,3 +1,4 @@
+import { ARTIFACT_NAME } from '../artifacts/artifact-metadata';
 import { checkLabels } from '../common/labels';
 import { realpathSync, statSync } from 'node:fs';
 import { availableParallelism, constants as osConstants, totalmem } from 'node:os';
@@ -261,7 +262,7 @@ export function validateSubmit(req: jobsV1.SubmitJobRequest, config: JobsConfig,
   v.check(spec.inputArtifacts.length <= MAX_LIST, 'spec.input_artifacts', `at most ${MAX_LIST}`);
   spec.inputArtifacts.forEach((name, i) =>
     v.check(
-      /^artifacts\/[0-9a-z]{26}$/.test(name),
+      ARTIFACT_NAME.test(name),
       `spec.input_artifacts[${i}]`,
       `${JSON.stringify(name.slice(0, 100))} is not an artifact name (artifacts/<26-character id>)`,
     ),

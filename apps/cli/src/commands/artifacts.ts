@@ -4,11 +4,11 @@ import { basename, resolve } from 'node:path';
 import { Command } from 'commander';
 import { clientStreamCall, serverStreamCall, type AetherClient } from '@aether/client';
 import { artifactsV1, dateFromTimestamp } from '@aether/proto';
-import { arg, collectPairs, list, printJson, resourceName, withClient } from '../command-support';
+import { arg, collectPages, collectPairs, list, printJson, withClient } from '../command-support';
 import { withAetherErrors } from '../errors';
 import { table } from '../output';
 import { progressFor } from '../progress';
-import { formatAge, formatBytes, parseCount, truncate, UsageError } from '../units';
+import { formatAge, formatBytes, parseCount, resourceName, truncate, UsageError } from '../units';
 
 const { ArtifactType, LineageDirection } = artifactsV1;
 
@@ -252,9 +252,7 @@ function lsCommand(): Command {
     .addHelpText('after', '\nColumns: ID, TYPE, SIZE, DIGEST (first 12 hex digits), AGE, FILENAME.')
     .action(async (opts: LsOpts, cmd: Command) => {
       await withClient(cmd, async (c) => {
-        const found: artifactsV1.Artifact[] = [];
-        let pageToken = '';
-        do {
+        const { items: found, nextPageToken: more } = await collectPages(opts.allPages, async (pageToken) => {
           const res = await c.call(
             c.artifacts,
             'listArtifacts',
@@ -269,9 +267,8 @@ function lsCommand(): Command {
               actor: opts.actor ?? '',
             }),
           );
-          found.push(...res.artifacts);
-          pageToken = res.nextPageToken;
-        } while (opts.allPages && pageToken);
+          return { items: res.artifacts, nextPageToken: res.nextPageToken };
+        });
         if (opts.json) printJson(found.map(artifactJson));
         else {
           const now = Date.now();
@@ -288,7 +285,7 @@ function lsCommand(): Command {
               ]),
             ),
           );
-          if (pageToken)
+          if (more)
             process.stderr.write(
               `more artifacts match: --limit ${opts.limit} per page; add --all-pages for all\n`,
             );

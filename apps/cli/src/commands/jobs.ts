@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { Command } from 'commander';
 import { type AetherClient, RpcError, serverStreamCall } from '@aether/client';
 import { durationFromMs, jobsV1, msFromDuration } from '@aether/proto';
-import { arg, collectPairs, list, printJson, withClient } from '../command-support';
+import { arg, collectPages, collectPairs, list, printJson, withClient } from '../command-support';
 import { errorText, withAetherErrors } from '../errors';
 import {
   exitCodeOf,
@@ -357,23 +357,23 @@ Examples:
         cmd: Command,
       ) => {
         await withClient(cmd, async (c) => {
-          const jobs: jobsV1.Job[] = [];
-          let pageToken = '';
-          do {
-            const res = await c.call(
-              c.jobs,
-              'listJobs',
-              jobsV1.ListJobsRequest.fromPartial({
-                pageSize: opts.limit,
-                pageToken,
-                states: opts.state ?? [],
-                labelSelector: opts.label ?? '',
-                intentId: opts.intent ?? '',
-              }),
-            );
-            jobs.push(...res.jobs);
-            pageToken = res.nextPageToken;
-          } while (opts.allPages && pageToken);
+          const { items: jobs, nextPageToken: more } = await collectPages(
+            opts.allPages,
+            async (pageToken) => {
+              const res = await c.call(
+                c.jobs,
+                'listJobs',
+                jobsV1.ListJobsRequest.fromPartial({
+                  pageSize: opts.limit,
+                  pageToken,
+                  states: opts.state ?? [],
+                  labelSelector: opts.label ?? '',
+                  intentId: opts.intent ?? '',
+                }),
+              );
+              return { items: res.jobs, nextPageToken: res.nextPageToken };
+            },
+          );
           if (opts.json) printJson(jobs.map(jobJson));
           else {
             const now = Date.now();
@@ -384,7 +384,7 @@ Examples:
               ),
             );
           }
-          if (pageToken && !opts.json)
+          if (more && !opts.json)
             process.stderr.write(
               `more jobs match: --limit ${opts.limit} per page; add --all-pages for all\n`,
             );

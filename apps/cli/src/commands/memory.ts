@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { dateFromTimestamp, memoryV1, timestampFromDate } from '@aether/proto';
-import { arg, list, printJson, withClient } from '../command-support';
+import { arg, collectPages, list, printJson, withClient } from '../command-support';
 import { withAetherErrors } from '../errors';
 import {
   citationText,
@@ -363,9 +363,7 @@ function lsCommand(): Command {
     )
     .action(async (opts: LsOpts, cmd: Command) => {
       await withClient(cmd, async (c) => {
-        const found: memoryV1.Entry[] = [];
-        let pageToken = '';
-        do {
+        const { items: found, nextPageToken: more } = await collectPages(opts.allPages, async (pageToken) => {
           const res = await c.call(
             c.memory,
             'listEntries',
@@ -379,9 +377,8 @@ function lsCommand(): Command {
               jobId: opts.job ?? '',
             }),
           );
-          found.push(...res.entries);
-          pageToken = res.nextPageToken;
-        } while (opts.allPages && pageToken);
+          return { items: res.entries, nextPageToken: res.nextPageToken };
+        });
         if (opts.json) printJson(found.map(entryJson));
         else {
           const now = Date.now();
@@ -398,7 +395,7 @@ function lsCommand(): Command {
               ]),
             ),
           );
-          if (pageToken)
+          if (more)
             process.stderr.write(
               `more entries match: --limit ${opts.limit} per page; add --all-pages for all\n`,
             );
@@ -415,17 +412,14 @@ function versionsCommand(): Command {
     .action(async (entry: string, opts: { json?: boolean }, cmd: Command) => {
       const name = entryName(entry);
       await withClient(cmd, async (c) => {
-        const versions: memoryV1.Entry[] = [];
-        let pageToken = '';
-        do {
+        const { items: versions } = await collectPages(true, async (pageToken) => {
           const res = await c.call(
             c.memory,
             'listEntryVersions',
             memoryV1.ListEntryVersionsRequest.fromPartial({ name, pageSize: 1000, pageToken }),
           );
-          versions.push(...res.versions);
-          pageToken = res.nextPageToken;
-        } while (pageToken);
+          return { items: res.versions, nextPageToken: res.nextPageToken };
+        });
         if (opts.json) printJson(versions.map(entryJson));
         else {
           const now = Date.now();
