@@ -21,6 +21,7 @@ export const RESOURCE_TYPES: Readonly<Record<string, string>> = {
   job: `${NAMESPACE}::Job`,
   artifact: `${NAMESPACE}::Artifact`,
   memory_entry: `${NAMESPACE}::MemoryEntry`,
+  event: `${NAMESPACE}::Event`,
 };
 
 const ARTIFACT_TYPES = new Set(['dataset', 'checkpoint', 'model', 'report', 'log', 'other']);
@@ -125,6 +126,13 @@ function toResourceEntity(
       if (size !== undefined) attrs['sizeBytes'] = count(size, 'artifact.sizeBytes');
       return { uid: { type, id: id ?? 'new' }, attrs };
     }
+    case 'event': {
+      for (const key of ['types', 'namespaces'] as const) {
+        const v = value(key);
+        if (v !== undefined) attrs[key] = strings(v, `event.${key}`);
+      }
+      return { uid: { type, id: id ?? 'new' }, attrs };
+    }
     default: {
       const tags = value('tags');
       if (tags !== undefined) attrs['tags'] = strings(tags, 'memory_entry.tags');
@@ -147,6 +155,7 @@ const KNOWN_ATTRIBUTES: Readonly<Record<string, readonly string[]>> = {
   ],
   artifact: ['type', 'sizeBytes'],
   memory_entry: ['tags'],
+  event: ['types', 'namespaces'],
 };
 
 function toMounts(value: unknown): { readOnly: string[]; writable: string[] } {

@@ -154,7 +154,6 @@ describe('the shipped default policy (deploy/policy)', () => {
       'artifacts.GetArtifact',
       'artifacts.ReadArtifact',
       'artifacts.UploadArtifact',
-      'events.EmitEvent',
       'metrics.GetMetrics',
       'models.Infer',
       'models.StartTraining',
@@ -174,6 +173,29 @@ describe('the shipped default policy (deploy/policy)', () => {
     ];
     for (const action of denied)
       expect([action, decide('aurorad', action).policyIds]).toEqual([action, ['default-deny']]);
+    // Events: only its own namespace, for a single event or a batch.
+    const events = (
+      ...types: string[]
+    ): { type: string; id: string; attributes: Record<string, unknown> } => ({
+      type: 'event',
+      id: 'new',
+      attributes: { types, namespaces: [...new Set(types.map((t) => t.split('.')[0]))] },
+    });
+    expect(decide('aurorad', 'events.EmitEvent', events('intent.step_changed')).policyIds).toEqual([
+      'aurorad-events-emit',
+    ]);
+    expect(
+      decide('aurorad', 'events.BatchEmitEvents', events('intent.step_changed', 'intent.state_changed'))
+        .effect,
+    ).toBe('allow');
+    expect(decide('aurorad', 'events.EmitEvent', events('training.state_changed')).effect).toBe('deny');
+    expect(
+      decide('aurorad', 'events.BatchEmitEvents', events('intent.step_changed', 'model.loaded')).effect,
+    ).toBe('deny');
+    expect(decide('cfcd', 'events.EmitEvent', events('training.metrics')).policyIds).toEqual([
+      'cfcd-events-emit',
+    ]);
+    expect(decide('cfcd', 'events.EmitEvent', events('intent.step_changed')).effect).toBe('deny');
     // Approvals need tokens: aurorad mints its own (aetherd refuses other subjects for non-admins).
     expect(decide('aurorad', 'governance.MintToken').policyIds).toEqual(['aurorad-mint-own-tokens']);
     const artifact = (type: string): { type: string; id: string; attributes: Record<string, unknown> } => ({

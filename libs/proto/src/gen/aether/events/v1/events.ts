@@ -182,7 +182,7 @@ export interface Event {
    */
   subject: string;
   /**
-   * Event payload as JSON-like structure. At most 64 KiB serialized (RESOURCE_EXHAUSTED /
+   * Event payload as JSON-like structure. At most 64 KiB serialized by default (INVALID_ARGUMENT /
    * `EVENT_TOO_LARGE`).
    */
   data?:
@@ -238,6 +238,18 @@ export interface EmitEventRequest {
    * 24 hours returns the event the first call recorded instead of recording another.
    */
   idempotencyKey: string;
+}
+
+/** Request for EventService.BatchEmitEvents. */
+export interface BatchEmitEventsRequest {
+  /** The events to emit, 1 to 1000, each as in EmitEvent (with its own optional idempotency key). */
+  requests: EmitEventRequest[];
+}
+
+/** Response for EventService.BatchEmitEvents. */
+export interface BatchEmitEventsResponse {
+  /** The events as recorded, in the order of the requests. */
+  events: Event[];
 }
 
 /** Response for EventService.EmitEvent. */
@@ -867,6 +879,144 @@ export const EmitEventRequest: MessageFns<EmitEventRequest> = {
     const message = createBaseEmitEventRequest();
     message.event = (object.event !== undefined && object.event !== null) ? Event.fromPartial(object.event) : undefined;
     message.idempotencyKey = object.idempotencyKey ?? "";
+    return message;
+  },
+};
+
+function createBaseBatchEmitEventsRequest(): BatchEmitEventsRequest {
+  return { requests: [] };
+}
+
+export const BatchEmitEventsRequest: MessageFns<BatchEmitEventsRequest> = {
+  encode(message: BatchEmitEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.requests) {
+      EmitEventRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchEmitEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchEmitEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requests.push(EmitEventRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchEmitEventsRequest {
+    return {
+      requests: globalThis.Array.isArray(object?.requests)
+        ? object.requests.map((e: any) => EmitEventRequest.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: BatchEmitEventsRequest): unknown {
+    const obj: any = {};
+    if (message.requests?.length) {
+      obj.requests = message.requests.map((e) => EmitEventRequest.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchEmitEventsRequest>): BatchEmitEventsRequest {
+    return BatchEmitEventsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchEmitEventsRequest>): BatchEmitEventsRequest {
+    const message = createBaseBatchEmitEventsRequest();
+    message.requests = object.requests?.map((e) => EmitEventRequest.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBatchEmitEventsResponse(): BatchEmitEventsResponse {
+  return { events: [] };
+}
+
+export const BatchEmitEventsResponse: MessageFns<BatchEmitEventsResponse> = {
+  encode(message: BatchEmitEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.events) {
+      Event.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchEmitEventsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchEmitEventsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.events.push(Event.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchEmitEventsResponse {
+    return { events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => Event.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: BatchEmitEventsResponse): unknown {
+    const obj: any = {};
+    if (message.events?.length) {
+      obj.events = message.events.map((e) => Event.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchEmitEventsResponse>): BatchEmitEventsResponse {
+    return BatchEmitEventsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchEmitEventsResponse>): BatchEmitEventsResponse {
+    const message = createBaseBatchEmitEventsResponse();
+    message.events = object.events?.map((e) => Event.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1946,8 +2096,8 @@ export const EventServiceService = {
    *
    * Errors: INVALID_ARGUMENT / `INVALID_FIELD` for a bad type name, source or subject;
    * INVALID_ARGUMENT / `EVENT_TYPE_RESERVED` for a type whose first segment aetherd reserves (`job`,
-   * `artifact`, `memory`, `policy`, `request`, `events`); RESOURCE_EXHAUSTED / `EVENT_TOO_LARGE` when
-   * `data` serializes to more than 64 KiB; ALREADY_EXISTS / `IDEMPOTENCY_KEY_REUSED`.
+   * `artifact`, `memory`, `policy`, `request`, `events`); INVALID_ARGUMENT / `EVENT_TOO_LARGE` when
+   * `data` serializes to more than the limit (default 64 KiB).
    */
   emitEvent: {
     path: "/aether.events.v1.EventService/EmitEvent" as const,
@@ -1957,6 +2107,26 @@ export const EventServiceService = {
     requestDeserialize: (value: Buffer): EmitEventRequest => EmitEventRequest.decode(value),
     responseSerialize: (value: EmitEventResponse): Buffer => Buffer.from(EmitEventResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EmitEventResponse => EmitEventResponse.decode(value),
+  },
+  /**
+   * Emits 1 to 1000 events at once, all or none: they get consecutive sequence numbers in request order
+   * and are durable when the call returns. One policy decision covers the batch (the `Event` resource
+   * carries every type and namespace of the batch). For producers of many events (a training run's
+   * metrics, an importer): one round trip and one commit instead of one per event.
+   *
+   * Errors: as EmitEvent, with `field` = `requests[i]…`; INVALID_ARGUMENT / `INVALID_FIELD` for an empty
+   * or oversized batch.
+   */
+  batchEmitEvents: {
+    path: "/aether.events.v1.EventService/BatchEmitEvents" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BatchEmitEventsRequest): Buffer =>
+      Buffer.from(BatchEmitEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BatchEmitEventsRequest => BatchEmitEventsRequest.decode(value),
+    responseSerialize: (value: BatchEmitEventsResponse): Buffer =>
+      Buffer.from(BatchEmitEventsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BatchEmitEventsResponse => BatchEmitEventsResponse.decode(value),
   },
   /**
    * Returns one event by name.
@@ -2016,10 +2186,20 @@ export interface EventServiceServer extends UntypedServiceImplementation {
    *
    * Errors: INVALID_ARGUMENT / `INVALID_FIELD` for a bad type name, source or subject;
    * INVALID_ARGUMENT / `EVENT_TYPE_RESERVED` for a type whose first segment aetherd reserves (`job`,
-   * `artifact`, `memory`, `policy`, `request`, `events`); RESOURCE_EXHAUSTED / `EVENT_TOO_LARGE` when
-   * `data` serializes to more than 64 KiB; ALREADY_EXISTS / `IDEMPOTENCY_KEY_REUSED`.
+   * `artifact`, `memory`, `policy`, `request`, `events`); INVALID_ARGUMENT / `EVENT_TOO_LARGE` when
+   * `data` serializes to more than the limit (default 64 KiB).
    */
   emitEvent: handleUnaryCall<EmitEventRequest, EmitEventResponse>;
+  /**
+   * Emits 1 to 1000 events at once, all or none: they get consecutive sequence numbers in request order
+   * and are durable when the call returns. One policy decision covers the batch (the `Event` resource
+   * carries every type and namespace of the batch). For producers of many events (a training run's
+   * metrics, an importer): one round trip and one commit instead of one per event.
+   *
+   * Errors: as EmitEvent, with `field` = `requests[i]…`; INVALID_ARGUMENT / `INVALID_FIELD` for an empty
+   * or oversized batch.
+   */
+  batchEmitEvents: handleUnaryCall<BatchEmitEventsRequest, BatchEmitEventsResponse>;
   /**
    * Returns one event by name.
    *
@@ -2054,8 +2234,8 @@ export interface EventServiceClient extends Client {
    *
    * Errors: INVALID_ARGUMENT / `INVALID_FIELD` for a bad type name, source or subject;
    * INVALID_ARGUMENT / `EVENT_TYPE_RESERVED` for a type whose first segment aetherd reserves (`job`,
-   * `artifact`, `memory`, `policy`, `request`, `events`); RESOURCE_EXHAUSTED / `EVENT_TOO_LARGE` when
-   * `data` serializes to more than 64 KiB; ALREADY_EXISTS / `IDEMPOTENCY_KEY_REUSED`.
+   * `artifact`, `memory`, `policy`, `request`, `events`); INVALID_ARGUMENT / `EVENT_TOO_LARGE` when
+   * `data` serializes to more than the limit (default 64 KiB).
    */
   emitEvent(
     request: EmitEventRequest,
@@ -2071,6 +2251,30 @@ export interface EventServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EmitEventResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Emits 1 to 1000 events at once, all or none: they get consecutive sequence numbers in request order
+   * and are durable when the call returns. One policy decision covers the batch (the `Event` resource
+   * carries every type and namespace of the batch). For producers of many events (a training run's
+   * metrics, an importer): one round trip and one commit instead of one per event.
+   *
+   * Errors: as EmitEvent, with `field` = `requests[i]…`; INVALID_ARGUMENT / `INVALID_FIELD` for an empty
+   * or oversized batch.
+   */
+  batchEmitEvents(
+    request: BatchEmitEventsRequest,
+    callback: (error: ServiceError | null, response: BatchEmitEventsResponse) => void,
+  ): ClientUnaryCall;
+  batchEmitEvents(
+    request: BatchEmitEventsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BatchEmitEventsResponse) => void,
+  ): ClientUnaryCall;
+  batchEmitEvents(
+    request: BatchEmitEventsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BatchEmitEventsResponse) => void,
   ): ClientUnaryCall;
   /**
    * Returns one event by name.

@@ -297,6 +297,10 @@ export interface EventMetrics {
   gapsTotal: bigint;
   /** Subscribers disconnected for being too slow since start. */
   slowDisconnectsTotal: bigint;
+  /** Events held for subscribers that have not been written to their streams yet, all subscribers. */
+  bufferedEvents: bigint;
+  /** The most events held for one subscriber before it is handled as too slow. */
+  subscriberBufferLimit: bigint;
 }
 
 /** Metrics of the daemon process. */
@@ -2867,6 +2871,8 @@ function createBaseEventMetrics(): EventMetrics {
     deliveredTotal: 0n,
     gapsTotal: 0n,
     slowDisconnectsTotal: 0n,
+    bufferedEvents: 0n,
+    subscriberBufferLimit: 0n,
   };
 }
 
@@ -2919,6 +2925,18 @@ export const EventMetrics: MessageFns<EventMetrics> = {
         throw new globalThis.Error("value provided for field message.slowDisconnectsTotal of type int64 too large");
       }
       writer.uint32(64).int64(message.slowDisconnectsTotal);
+    }
+    if (message.bufferedEvents !== 0n) {
+      if (BigInt.asIntN(64, message.bufferedEvents) !== message.bufferedEvents) {
+        throw new globalThis.Error("value provided for field message.bufferedEvents of type int64 too large");
+      }
+      writer.uint32(72).int64(message.bufferedEvents);
+    }
+    if (message.subscriberBufferLimit !== 0n) {
+      if (BigInt.asIntN(64, message.subscriberBufferLimit) !== message.subscriberBufferLimit) {
+        throw new globalThis.Error("value provided for field message.subscriberBufferLimit of type int64 too large");
+      }
+      writer.uint32(80).int64(message.subscriberBufferLimit);
     }
     return writer;
   },
@@ -3000,6 +3018,22 @@ export const EventMetrics: MessageFns<EventMetrics> = {
             message.slowDisconnectsTotal = reader.int64() as bigint;
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.bufferedEvents = reader.int64() as bigint;
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.subscriberBufferLimit = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3050,6 +3084,16 @@ export const EventMetrics: MessageFns<EventMetrics> = {
         : isSet(object.slow_disconnects_total)
         ? BigInt(object.slow_disconnects_total)
         : 0n,
+      bufferedEvents: isSet(object.bufferedEvents)
+        ? BigInt(object.bufferedEvents)
+        : isSet(object.buffered_events)
+        ? BigInt(object.buffered_events)
+        : 0n,
+      subscriberBufferLimit: isSet(object.subscriberBufferLimit)
+        ? BigInt(object.subscriberBufferLimit)
+        : isSet(object.subscriber_buffer_limit)
+        ? BigInt(object.subscriber_buffer_limit)
+        : 0n,
     };
   },
 
@@ -3078,6 +3122,12 @@ export const EventMetrics: MessageFns<EventMetrics> = {
     }
     if (message.slowDisconnectsTotal !== 0n) {
       obj.slowDisconnectsTotal = message.slowDisconnectsTotal.toString();
+    }
+    if (message.bufferedEvents !== 0n) {
+      obj.bufferedEvents = message.bufferedEvents.toString();
+    }
+    if (message.subscriberBufferLimit !== 0n) {
+      obj.subscriberBufferLimit = message.subscriberBufferLimit.toString();
     }
     return obj;
   },
@@ -3109,6 +3159,13 @@ export const EventMetrics: MessageFns<EventMetrics> = {
     message.slowDisconnectsTotal = (object.slowDisconnectsTotal !== undefined && object.slowDisconnectsTotal !== null)
       ? BigInt(object.slowDisconnectsTotal)
       : 0n;
+    message.bufferedEvents = (object.bufferedEvents !== undefined && object.bufferedEvents !== null)
+      ? BigInt(object.bufferedEvents)
+      : 0n;
+    message.subscriberBufferLimit =
+      (object.subscriberBufferLimit !== undefined && object.subscriberBufferLimit !== null)
+        ? BigInt(object.subscriberBufferLimit)
+        : 0n;
     return message;
   },
 };
