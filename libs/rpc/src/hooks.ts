@@ -65,3 +65,20 @@ export interface AuditHook {
   /** Throws (UnavailableError) when the log cannot take a durable record, so mutations fail closed early. */
   ensureWritable?(): void;
 }
+
+/** One finished call, as observers see it: the audit record plus what metrics need. */
+export interface FinishedCall extends CallRecord {
+  /** Full method path, e.g. `/aether.jobs.v1.JobService/SubmitJob`. */
+  path: string;
+  /** Seconds the policy decision took; undefined when the call ended before policy was asked. */
+  policySeconds?: number;
+}
+
+/**
+ * Watches calls start and end (metrics count them; aetherd turns denials into events). Called
+ * synchronously on the call's path: keep it cheap, and never throw.
+ */
+export interface CallObserver {
+  callStarted?(path: string): void;
+  callFinished?(call: FinishedCall): void;
+}

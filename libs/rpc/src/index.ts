@@ -39,7 +39,17 @@ export {
   type ClientStreamMethod,
   type BidiStreamMethod,
 } from './pipeline';
-export type { PolicyHook, AuditHook, Decision, Effect, ResourceRef, PolicyQuery, CallRecord } from './hooks';
+export type {
+  PolicyHook,
+  AuditHook,
+  CallObserver,
+  Decision,
+  Effect,
+  FinishedCall,
+  ResourceRef,
+  PolicyQuery,
+  CallRecord,
+} from './hooks';
 export { type Principal, principalFromCall } from './principal';
 export { REQUEST_ID_KEY, INTENT_ID_KEY, JOB_ID_KEY, AUTHORIZATION_KEY } from './correlation';
 export { SocketPathError, prepareSocketPath, resolveGroupId } from './socket';

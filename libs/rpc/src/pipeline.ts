@@ -20,7 +20,7 @@ import {
   UnavailableError,
   UnimplementedError,
 } from './errors';
-import type { AuditHook, Decision, PolicyHook, ResourceRef } from './hooks';
+import type { AuditHook, CallObserver, CallRecord, Decision, PolicyHook, ResourceRef } from './hooks';
 import { principalFromCall, socketPrincipal, type Principal } from './principal';
 
 /** Everything a handler may know about the call besides its request. */
@@ -116,6 +116,8 @@ export interface PipelineOptions {
   audit: AuditHook;
   /** Counts calls in flight so shutdown can drain them. */
   inFlight: { enter(): void; leave(): void };
+  /** Told of every call's start and end; the array is read per call, so observers may be added later. */
+  observers?: readonly CallObserver[];
 }
 
 /** `/aether.jobs.v1.JobService/SubmitJob` → `jobs.SubmitJob`. */
@@ -175,6 +177,8 @@ function makeHandler(
   ): Promise<unknown> => {
     const started = performance.now();
     options.inFlight.enter();
+    const observers = options.observers ?? [];
+    for (const o of observers) o.callStarted?.(path);
     const correlation = correlationFrom(call.metadata);
     const controller = new AbortController();
     const onCancel = (): void => controller.abort(new Error('cancelled by client'));
@@ -199,6 +203,7 @@ function makeHandler(
     let decision: Decision = { effect: 'deny', policyIds: [], reason: 'not evaluated' };
     let outcome: RpcError | undefined;
     let response: unknown;
+    let policySeconds: number | undefined;
     // A child logger costs a redaction setup; most calls never log from the handler, so make it on demand.
     let childLog: Logger | undefined;
     const log = (): Logger =>
@@ -221,12 +226,17 @@ function makeHandler(
       if (method?.validate && request !== undefined) method.validate(request as never);
       if (method?.resource && request !== undefined)
         resource = method.resource(request as never, { principal });
-      decision = await options.policy.decide({
-        principal,
-        action,
-        resource,
-        context: { ...correlation, ...(bearerToken ? { bearerToken } : {}) },
-      });
+      const asked = performance.now();
+      try {
+        decision = await options.policy.decide({
+          principal,
+          action,
+          resource,
+          context: { ...correlation, ...(bearerToken ? { bearerToken } : {}) },
+        });
+      } finally {
+        policySeconds = (performance.now() - asked) / 1000;
+      }
       if (decision.effect !== 'allow') {
         throw new PermissionDeniedError(
           decision.effect === 'ask'
@@ -259,23 +269,21 @@ function makeHandler(
     (call as NodeJS.EventEmitter).removeListener('cancelled', onCancel);
     const durationMs = performance.now() - started;
     const durable = outcome?.code === Status.PERMISSION_DENIED || (method?.mutates ?? false);
+    const record: CallRecord = {
+      action,
+      actor: principal?.id ?? 'unauthenticated',
+      requestId: correlation.requestId,
+      ...(correlation.intentId ? { intentId: correlation.intentId } : {}),
+      ...(correlation.jobId ? { jobId: correlation.jobId } : {}),
+      resource,
+      decision,
+      outcome: outcome?.codeName ?? 'OK',
+      ...(outcome ? { error: outcome.message } : {}),
+      durationMs,
+      ...(decision.tokenId ? { tokenId: decision.tokenId } : {}),
+    };
     try {
-      await options.audit.record(
-        {
-          action,
-          actor: principal?.id ?? 'unauthenticated',
-          requestId: correlation.requestId,
-          ...(correlation.intentId ? { intentId: correlation.intentId } : {}),
-          ...(correlation.jobId ? { jobId: correlation.jobId } : {}),
-          resource,
-          decision,
-          outcome: outcome?.codeName ?? 'OK',
-          ...(outcome ? { error: outcome.message } : {}),
-          durationMs,
-          ...(decision.tokenId ? { tokenId: decision.tokenId } : {}),
-        },
-        { durable },
-      );
+      await options.audit.record(record, { durable });
     } catch (err) {
       if (durable)
         outcome = new UnavailableError(
@@ -298,6 +306,24 @@ function makeHandler(
       },
       'rpc',
     );
+    if (observers.length > 0) {
+      // The status the caller gets (an audit failure may have replaced it) and the whole duration.
+      const finished = {
+        ...record,
+        outcome: outcome?.codeName ?? 'OK',
+        ...(outcome ? { error: outcome.message } : {}),
+        durationMs: performance.now() - started,
+        path,
+        ...(policySeconds !== undefined ? { policySeconds } : {}),
+      };
+      for (const o of observers) {
+        try {
+          o.callFinished?.(finished);
+        } catch (err) {
+          options.log.error({ err, rpc: path }, 'call observer failed');
+        }
+      }
+    }
     options.inFlight.leave();
     if (outcome) throw outcome;
     return response;

@@ -5,7 +5,7 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { ServerConfig } from '@aether/config';
 import type { Logger } from '@aether/log';
 import { descriptorSet, reflectionV1, reflectionV1alpha } from '@aether/proto';
-import type { AuditHook, PolicyHook } from './hooks';
+import type { AuditHook, CallObserver, PolicyHook } from './hooks';
 import { wrapService, type ServiceHandlers } from './pipeline';
 import { ReflectionResponder } from './reflection';
 import { applySocketPermissions, prepareSocketPath, removeSocket } from './socket';
@@ -34,6 +34,7 @@ export class AetherServer {
   private readonly server: Server;
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING' });
   private readonly serviceNames: string[] = [];
+  private readonly observers: CallObserver[] = [];
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private started = false;
@@ -78,10 +79,17 @@ export class AetherServer {
         policy: this.options.policy,
         audit: this.options.audit,
         inFlight: { enter: () => this.inFlight++, leave: () => this.leave() },
+        observers: this.observers,
       }),
     );
     this.serviceNames.push(serviceName);
     this.health.setStatus(serviceName, 'NOT_SERVING');
+    return this;
+  }
+
+  /** Adds an observer of every call's start and end (metrics, denial events). */
+  observe(observer: CallObserver): this {
+    this.observers.push(observer);
     return this;
   }
 
