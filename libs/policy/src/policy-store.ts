@@ -54,6 +54,8 @@ export class PolicyStore {
   private readonly debounceMs: number;
   private readonly rewatchMs: number;
   private readonly engineOptions: PolicyEngineOptions;
+  private readonly listeners: ((result: ReloadResult) => void)[] = [];
+  private loadedAt: Date | undefined;
 
   constructor(
     /** The policy directory: `*.cedar` files and one `*.cedarschema`. */
@@ -68,6 +70,7 @@ export class PolicyStore {
   /** Loads the directory and puts it in force. Throws {@link PolicyLoadError} when it does not load. */
   load(): PolicyEngine {
     this.engine = PolicyEngine.fromDirectory(this.dir, this.engineOptions);
+    this.loadedAt = new Date();
     return this.engine;
   }
 
@@ -77,6 +80,27 @@ export class PolicyStore {
    * old set stays in force. Unchanged files keep the engine in force.
    */
   reload(): ReloadResult {
+    const result = this.reloadOnce();
+    if (!result.applied || result.changed) {
+      for (const listener of this.listeners) listener(result);
+    }
+    return result;
+  }
+
+  /**
+   * Calls `listener` after every reload that put a new set in force or was rejected, whatever asked for
+   * it (SIGHUP, a file change, the ReloadPolicy RPC). Listeners must not throw.
+   */
+  onReload(listener: (result: ReloadResult) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** When the set in force was loaded; undefined before the first load. */
+  get loadTime(): Date | undefined {
+    return this.loadedAt;
+  }
+
+  private reloadOnce(): ReloadResult {
     const previous = this.engine;
     const previousHash = previous ? { previousHash: previous.hash } : {};
     let next: PolicyEngine;
@@ -92,6 +116,7 @@ export class PolicyStore {
       return this.rejected([{ file: this.dir, line: 1, column: 1, message }], '');
     }
     this.engine = next;
+    this.loadedAt = new Date();
     return { applied: true, hash: next.hash, changed: true, ...previousHash };
   }
 
