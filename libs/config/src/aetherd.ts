@@ -3,7 +3,9 @@ import { defaultJobsConfig, jobsConfigSchema } from './jobs';
 import {
   artifactsConfigSchema,
   defaultArtifactsConfig,
+  defaultEventsConfig,
   defaultMemoryConfig,
+  eventsConfigSchema,
   memoryConfigSchema,
 } from './storage';
 import { defaultServerConfig, serverConfigSchema } from './schemas';
@@ -22,6 +24,8 @@ export const aetherdConfigSchema = serverConfigSchema.extend({
   artifacts: artifactsConfigSchema,
   /** The memory store (ARCHITECTURE §6). */
   memory: memoryConfigSchema,
+  /** The event stream (ARCHITECTURE §8). */
+  events: eventsConfigSchema,
 });
 export type AetherdConfig = z.infer<typeof aetherdConfigSchema>;
 
@@ -33,5 +37,6 @@ export function defaultAetherdConfig(): AetherdConfig {
     jobs: defaultJobsConfig(),
     artifacts: defaultArtifactsConfig(),
     memory: defaultMemoryConfig(),
+    events: defaultEventsConfig(),
   };
 }

@@ -9,6 +9,7 @@ export {
   DEFAULT_TRUST_DOMAIN,
   socketModeSchema,
 } from './schemas';
+export { parseMetricsListen, type MetricsListen } from './metrics-listen';
 export { loadClientConfig, defaultClientConfigPath, type ClientConfig } from './client-config';
 export { peerDaemonConfigSchema, defaultPeerDaemonConfig, type PeerDaemonConfig } from './peer';
 export { aetherdConfigSchema, defaultAetherdConfig, type AetherdConfig } from './aetherd';
@@ -24,6 +25,9 @@ export {
   defaultArtifactsConfig,
   memoryConfigSchema,
   defaultMemoryConfig,
+  eventsConfigSchema,
+  defaultEventsConfig,
   type ArtifactsConfig,
   type MemoryConfig,
+  type EventsConfig,
 } from './storage';

@@ -59,3 +59,35 @@ export function defaultMemoryConfig(): MemoryConfig {
     embeddingModel: '',
   };
 }
+
+/** The event stream (ARCHITECTURE §8): persisted in SQLite, kept by age and by count. */
+export const eventsConfigSchema = z.strictObject({
+  /** The events database. Empty: `<stateDir>/events`. */
+  dir: z.union([z.literal(''), absolutePath]),
+  /** Events older than this many seconds are removed; 0: no age limit. */
+  maxAgeSeconds: z.number().int().min(0),
+  /** At most this many events are kept (the oldest go first); 0: no count limit. */
+  maxEvents: z.number().int().min(0),
+  /** Largest `data` of one event, serialized, in bytes (EVENT_TOO_LARGE above). */
+  maxDataBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(4 * 1024 * 1024),
+  /** Undelivered events held per subscriber before it is handled as too slow (gap or disconnect). */
+  subscriberBuffer: z.number().int().min(16).max(1_000_000),
+  /** Concurrent subscribers allowed (RESOURCE_EXHAUSTED / TOO_MANY_SUBSCRIBERS above). */
+  maxSubscribers: z.number().int().min(1).max(100_000),
+});
+export type EventsConfig = z.infer<typeof eventsConfigSchema>;
+
+export function defaultEventsConfig(): EventsConfig {
+  return {
+    dir: '',
+    maxAgeSeconds: 7 * 24 * 3600,
+    maxEvents: 1_000_000,
+    maxDataBytes: 64 * 1024,
+    subscriberBuffer: 10_000,
+    maxSubscribers: 1024,
+  };
+}

@@ -339,7 +339,11 @@ export interface Gap {
 export interface Heartbeat {
   /** The sequence of the newest recorded event (0 when the stream is empty). */
   headSequence: bigint;
-  /** The sequence the subscriber has been delivered up to (the last event or gap end sent, or start - 1). */
+  /**
+   * The sequence the subscriber has been delivered up to: every sequence up to it was sent (as an event
+   * or inside a gap) or did not match the filter, so `delivered_sequence + 1` is a safe resume position.
+   * `start - 1` before anything was.
+   */
   deliveredSequence: bigint;
   /** Server time when the heartbeat was sent. */
   time?: Timestamp | undefined;
@@ -2097,7 +2101,8 @@ export const EventServiceService = {
    * Errors: INVALID_ARGUMENT / `INVALID_FIELD` for a bad type name, source or subject;
    * INVALID_ARGUMENT / `EVENT_TYPE_RESERVED` for a type whose first segment aetherd reserves (`job`,
    * `artifact`, `memory`, `policy`, `request`, `events`); INVALID_ARGUMENT / `EVENT_TOO_LARGE` when
-   * `data` serializes to more than the limit (default 64 KiB).
+   * `data` serializes to more than the limit (default 64 KiB); ALREADY_EXISTS / `IDEMPOTENCY_KEY_REUSED`
+   * when the idempotency key was used for a different event in the last 24 hours.
    */
   emitEvent: {
     path: "/aether.events.v1.EventService/EmitEvent" as const,
@@ -2157,7 +2162,9 @@ export const EventServiceService = {
    * to resume from.
    *
    * Errors: INVALID_ARGUMENT / `INVALID_FIELD` for a bad filter; OUT_OF_RANGE / `SEQUENCE_AHEAD_OF_HEAD`
-   * when `start_sequence` is greater than the head sequence + 1.
+   * when `start_sequence` is greater than the head sequence + 1; RESOURCE_EXHAUSTED /
+   * `TOO_MANY_SUBSCRIBERS` past the configured limit. When aetherd stops, open streams end with
+   * UNAVAILABLE / `SHUTTING_DOWN` whose ErrorInfo metadata `resume_sequence` is where to resume.
    */
   subscribe: {
     path: "/aether.events.v1.EventService/Subscribe" as const,
@@ -2187,7 +2194,8 @@ export interface EventServiceServer extends UntypedServiceImplementation {
    * Errors: INVALID_ARGUMENT / `INVALID_FIELD` for a bad type name, source or subject;
    * INVALID_ARGUMENT / `EVENT_TYPE_RESERVED` for a type whose first segment aetherd reserves (`job`,
    * `artifact`, `memory`, `policy`, `request`, `events`); INVALID_ARGUMENT / `EVENT_TOO_LARGE` when
-   * `data` serializes to more than the limit (default 64 KiB).
+   * `data` serializes to more than the limit (default 64 KiB); ALREADY_EXISTS / `IDEMPOTENCY_KEY_REUSED`
+   * when the idempotency key was used for a different event in the last 24 hours.
    */
   emitEvent: handleUnaryCall<EmitEventRequest, EmitEventResponse>;
   /**
@@ -2221,7 +2229,9 @@ export interface EventServiceServer extends UntypedServiceImplementation {
    * to resume from.
    *
    * Errors: INVALID_ARGUMENT / `INVALID_FIELD` for a bad filter; OUT_OF_RANGE / `SEQUENCE_AHEAD_OF_HEAD`
-   * when `start_sequence` is greater than the head sequence + 1.
+   * when `start_sequence` is greater than the head sequence + 1; RESOURCE_EXHAUSTED /
+   * `TOO_MANY_SUBSCRIBERS` past the configured limit. When aetherd stops, open streams end with
+   * UNAVAILABLE / `SHUTTING_DOWN` whose ErrorInfo metadata `resume_sequence` is where to resume.
    */
   subscribe: handleServerStreamingCall<SubscribeRequest, SubscribeResponse>;
   /** Lists stored events matching a filter, oldest first (ascending sequence). */
@@ -2235,7 +2245,8 @@ export interface EventServiceClient extends Client {
    * Errors: INVALID_ARGUMENT / `INVALID_FIELD` for a bad type name, source or subject;
    * INVALID_ARGUMENT / `EVENT_TYPE_RESERVED` for a type whose first segment aetherd reserves (`job`,
    * `artifact`, `memory`, `policy`, `request`, `events`); INVALID_ARGUMENT / `EVENT_TOO_LARGE` when
-   * `data` serializes to more than the limit (default 64 KiB).
+   * `data` serializes to more than the limit (default 64 KiB); ALREADY_EXISTS / `IDEMPOTENCY_KEY_REUSED`
+   * when the idempotency key was used for a different event in the last 24 hours.
    */
   emitEvent(
     request: EmitEventRequest,
@@ -2311,7 +2322,9 @@ export interface EventServiceClient extends Client {
    * to resume from.
    *
    * Errors: INVALID_ARGUMENT / `INVALID_FIELD` for a bad filter; OUT_OF_RANGE / `SEQUENCE_AHEAD_OF_HEAD`
-   * when `start_sequence` is greater than the head sequence + 1.
+   * when `start_sequence` is greater than the head sequence + 1; RESOURCE_EXHAUSTED /
+   * `TOO_MANY_SUBSCRIBERS` past the configured limit. When aetherd stops, open streams end with
+   * UNAVAILABLE / `SHUTTING_DOWN` whose ErrorInfo metadata `resume_sequence` is where to resume.
    */
   subscribe(request: SubscribeRequest, options?: Partial<CallOptions>): ClientReadableStream<SubscribeResponse>;
   subscribe(
