@@ -54,6 +54,15 @@ export function collectPairs(
   };
 }
 
+/** Stops writing quietly when the reader of our output goes away (`aether jobs logs x | head`, `aether events watch | head`). */
+export function exitOnClosedPipe(): void {
+  for (const s of [process.stdout, process.stderr])
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      throw err;
+    });
+}
+
 /** Pretty JSON on stdout. */
 export const printJson = (value: unknown): void => {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

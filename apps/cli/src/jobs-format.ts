@@ -11,6 +11,7 @@ import {
   truncate,
   UsageError,
 } from './units';
+import { fields } from './output';
 
 const { JobState } = jobsV1;
 
@@ -159,13 +160,6 @@ const pairs = (m: Record<string, string> | undefined): string =>
 
 function networkName(n: jobsV1.NetworkMode | undefined): string {
   return n === jobsV1.NetworkMode.NETWORK_MODE_HOST ? 'host' : 'none';
-}
-
-/** `key:  value` lines with the values aligned. */
-function fields(rows: [string, string | undefined][]): string {
-  const shown = rows.filter((r): r is [string, string] => r[1] !== undefined);
-  const w = Math.max(...shown.map(([k]) => k.length)) + 3;
-  return shown.map(([k, v]) => `${`${k}:`.padEnd(w)}${v}\n`).join('');
 }
 
 /** The short view `run --wait` and `wait` print when the job ends. */

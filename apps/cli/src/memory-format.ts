@@ -1,5 +1,5 @@
 import { dateFromTimestamp, memoryV1 } from '@aether/proto';
-import { UsageError, parseDuration, resourceName, truncate } from './units';
+import { UsageError, resourceName, truncate } from './units';
 
 const { EntryKind } = memoryV1;
 
@@ -17,16 +17,6 @@ export function parseKind(v: string): memoryV1.EntryKind {
 
 export function kindName(k: memoryV1.EntryKind): string {
   return k === EntryKind.ENTRY_KIND_DOCUMENT ? 'document' : k === EntryKind.ENTRY_KIND_NOTE ? 'note' : '-';
-}
-
-/** A point in time from an ISO 8601 time (`2026-11-21T10:00:00Z`) or a duration ago (`2h`, `30m`). */
-export function parseSince(v: string, now = Date.now()): Date {
-  if (/^\d{4}-\d{2}-\d{2}/.test(v)) {
-    const d = new Date(v);
-    if (Number.isNaN(d.getTime())) throw new UsageError(`"${v}" is not a valid time`);
-    return d;
-  }
-  return new Date(now - parseDuration(v, 'time'));
 }
 
 const iso = (t: memoryV1.Entry['createTime']): string => (t ? dateFromTimestamp(t).toISOString() : '');

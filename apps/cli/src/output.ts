@@ -8,3 +8,10 @@ export function table(headers: string[], rows: string[][]): string {
       .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
+
+/** `key:  value` lines with the values aligned; rows whose value is undefined are left out. */
+export function fields(rows: [string, string | undefined][]): string {
+  const shown = rows.filter((r): r is [string, string] => r[1] !== undefined);
+  const w = Math.max(...shown.map(([k]) => k.length)) + 3;
+  return shown.map(([k, v]) => `${`${k}:`.padEnd(w)}${v}\n`).join('');
+}

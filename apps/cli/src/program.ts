@@ -3,12 +3,15 @@ import { defaultClientConfigPath } from '@aether/config';
 import { artifactsCommand } from './commands/artifacts';
 import { auditCommand } from './commands/audit';
 import { doctorCommand } from './commands/doctor';
+import { eventsCommand } from './commands/events';
 import { healthCommand } from './commands/health';
 import { jobsCommand } from './commands/jobs';
 import { memoryCommand } from './commands/memory';
+import { metricsCommand } from './commands/metrics';
 import { policyCommand } from './commands/policy';
 import { pkiCommand } from './commands/pki';
 import { tokenCommand } from './commands/token';
+import { topCommand } from './commands/top';
 
 /** The `aether` command line: one subcommand per capability, human output by default, --json for scripts. */
 export function buildProgram(): Command {
@@ -29,6 +32,9 @@ export function buildProgram(): Command {
   program.addCommand(jobsCommand());
   program.addCommand(artifactsCommand());
   program.addCommand(memoryCommand());
+  program.addCommand(eventsCommand());
+  program.addCommand(metricsCommand());
+  program.addCommand(topCommand());
   program.addCommand(pkiCommand());
   program.addCommand(tokenCommand());
   program.addCommand(policyCommand());

@@ -10,6 +10,7 @@ import {
   parseDuration,
   parseKeyValue,
   parseMount,
+  parseSince,
   shellJoin,
   truncate,
   UsageError,
@@ -97,6 +98,15 @@ describe('parseDuration', () => {
   );
   it('says when the unit is missing', () => {
     expect(usage(() => parseDuration('30')).message).toContain('has no unit');
+  });
+});
+
+describe('parseSince', () => {
+  it('reads an RFC 3339 time or a duration ago, refusing what it cannot read', () => {
+    expect(parseSince('2h', 10_000_000).getTime()).toBe(10_000_000 - 7_200_000);
+    expect(parseSince('2026-11-21T10:00:00Z').toISOString()).toBe('2026-11-21T10:00:00.000Z');
+    expect(() => parseSince('2026-13-45')).toThrow(UsageError);
+    expect(() => parseSince('yesterday')).toThrow(UsageError);
   });
 });
 

@@ -105,6 +105,19 @@ export function parseDuration(text: string, what = 'duration'): number {
   return Math.round(ms);
 }
 
+/**
+ * A point in time from an RFC 3339 / ISO 8601 time (`2026-11-21T10:00:00Z`) or a duration ago (`2h`,
+ * `30m`), for options such as --since and --until.
+ */
+export function parseSince(v: string, now = Date.now()): Date {
+  if (/^\d{4}-\d{2}-\d{2}/.test(v)) {
+    const d = new Date(v);
+    if (Number.isNaN(d.getTime())) throw new UsageError(`"${v}" is not a valid time`);
+    return d;
+  }
+  return new Date(now - parseDuration(v, 'time'));
+}
+
 /** A positive whole number (`--pids`, `--limit`, `--tail`); `min`/`max` bound it. */
 export function parseCount(text: string, what: string, min = 1, max = 2_147_483_647): number {
   if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max)

@@ -2,7 +2,15 @@ import { once } from 'node:events';
 import { Command } from 'commander';
 import { type AetherClient, RpcError, serverStreamCall } from '@aether/client';
 import { durationFromMs, jobsV1, msFromDuration } from '@aether/proto';
-import { arg, collectPages, collectPairs, list, printJson, withClient } from '../command-support';
+import {
+  arg,
+  collectPages,
+  collectPairs,
+  exitOnClosedPipe,
+  list,
+  printJson,
+  withClient,
+} from '../command-support';
 import { errorText, withAetherErrors } from '../errors';
 import {
   exitCodeOf,
@@ -89,15 +97,6 @@ async function waitForEnd(
     if (res.terminal || (deadline !== undefined && Date.now() >= deadline))
       return { job: res.job!, terminal: res.terminal };
   }
-}
-
-/** Stops writing quietly when the reader of our output goes away (`aether jobs logs x | head`). */
-function exitOnClosedPipe(): void {
-  for (const s of [process.stdout, process.stderr])
-    s.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EPIPE') process.exit(0);
-      throw err;
-    });
 }
 
 /**

@@ -3,17 +3,9 @@ import { Command } from 'commander';
 import { dateFromTimestamp, memoryV1, timestampFromDate } from '@aether/proto';
 import { arg, collectPages, list, printJson, withClient } from '../command-support';
 import { withAetherErrors } from '../errors';
-import {
-  citationText,
-  entryDetail,
-  entryName,
-  entrySummary,
-  kindName,
-  parseKind,
-  parseSince,
-} from '../memory-format';
+import { citationText, entryDetail, entryName, entrySummary, kindName, parseKind } from '../memory-format';
 import { table } from '../output';
-import { UsageError, formatAge, parseCount } from '../units';
+import { UsageError, formatAge, parseCount, parseSince } from '../units';
 
 const { EntryKind } = memoryV1;
 
