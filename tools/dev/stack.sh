@@ -126,6 +126,11 @@ up() {
     | sed 's/^/  /' || true
   cli memory search 'network AND policy' --tag demo | sed 's/^/  /' || true
   echo
+  echo "==> events: what aetherd recorded about the above, in order, resumable by sequence"
+  cli events ls --source aetherd --all-pages | tail -n 6 | sed 's/^/  /' || true
+  echo
+  echo "==> metrics: the same numbers a Prometheus scraper gets"
+  cli metrics --section jobs,events,rpc | head -n 16 | sed 's/^/  /' || true  echo
   echo "==> the same API from another client: buf curl through server reflection, jobs.ListJobs"
   node_modules/.bin/buf curl --unix-socket "$dev/run/aetherd.sock" --protocol grpc \
     --cacert "$dev/pki/ca.crt" --cert "$dev/pki/admin.crt" --key "$dev/pki/admin.key" --servername aetherd \

@@ -82,6 +82,21 @@ export interface AuditLogStats {
   checkpoints: number;
   /** Appends rejected because a write or fdatasync failed. */
   failedAppends: number;
+  /** Writes, fdatasyncs, opens or rotations that failed (each failure once, however many appends it rejected). */
+  writeErrors: number;
+  /** Bytes appended to the log files (records written, internal ones included). */
+  bytesWritten: number;
+}
+
+/** Records accepted but not yet durable, for metrics. */
+export interface AuditPending {
+  /**
+   * Records waiting for the next commit or in the commit under way: not yet written, or (durable ones)
+   * written but not yet fdatasync'ed. A non-durable record counts until it is written.
+   */
+  records: number;
+  /** Age in seconds of the oldest of them; 0 when none is pending. */
+  oldestAgeSeconds: number;
 }
 
 interface Pending {
@@ -139,6 +154,8 @@ export class AuditLog {
     rotations: 0,
     checkpoints: 0,
     failedAppends: 0,
+    writeErrors: 0,
+    bytesWritten: 0,
   };
 
   private fd: number;
@@ -151,6 +168,12 @@ export class AuditLog {
   private needsTruncate = false;
   private nextRotation: number;
   private queue: Pending[] = [];
+  /** performance.now() of the first append into an empty queue. */
+  private queuedSince = 0;
+  /** Items of the batch being committed that are not settled yet, and when the oldest was appended. */
+  private committing = 0;
+  private committingSince = 0;
+  private readonly commitListeners: ((seconds: number) => void)[] = [];
   private loop: Promise<void> | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -281,6 +304,22 @@ export class AuditLog {
     return { seq: this.syncedSeq, hash: this.syncedHash };
   }
 
+  /** Records accepted but not yet durable, and the age of the oldest (see {@link AuditPending}). */
+  get pending(): AuditPending {
+    const records = this.committing + this.queue.length;
+    if (records === 0) return { records: 0, oldestAgeSeconds: 0 };
+    const since = this.committing > 0 ? this.committingSince : this.queuedSince;
+    return { records, oldestAgeSeconds: Math.max(0, (performance.now() - since) / 1000) };
+  }
+
+  /**
+   * Calls `listener` after every durable commit (a write and its fdatasync, or an fdatasync of what was
+   * written before) with the seconds it took. Listeners must be cheap and must not throw.
+   */
+  onCommit(listener: (seconds: number) => void): void {
+    this.commitListeners.push(listener);
+  }
+
   /** The current failure, while the last write failed and none has succeeded since. */
   get failedWith(): AuditUnavailableError | null {
     return this.failure?.error ?? null;
@@ -304,6 +343,7 @@ export class AuditLog {
     const durable = options.durable;
     this.stats.appends++;
     return new Promise<AuditRecord>((resolve, reject) => {
+      if (this.queue.length === 0) this.queuedSince = performance.now();
       this.queue.push({
         content: prepared.content,
         json: prepared.json,
@@ -397,7 +437,13 @@ export class AuditLog {
       if (this.queue.length > 0) {
         const batch = this.queue;
         this.queue = [];
-        await this.commit(batch);
+        this.committing = batch.length;
+        this.committingSince = this.queuedSince;
+        try {
+          await this.commit(batch);
+        } finally {
+          this.committing = 0;
+        }
         continue;
       }
       if (this.retryRequested) {
@@ -433,8 +479,10 @@ export class AuditLog {
   private async datasync(): Promise<void> {
     const seq = this.seq;
     const hash = this.prevHash;
+    const started = performance.now();
     await fdatasyncAsync(this.fd);
     this.stats.fdatasyncs++;
+    this.committed(started);
     this.dirty = this.seq !== seq;
     this.syncedSeq = seq;
     this.syncedHash = hash;
@@ -498,13 +546,16 @@ export class AuditLog {
       const checkpointDue = cp !== null && (seq >= cp.nextAt || cp.timeDue);
       const startSize = this.size;
       let phase = 'write';
+      const started = performance.now();
       try {
         this.writeAll(Buffer.from(lines.join(''), 'utf8'));
         this.stats.writes++;
+        this.stats.bytesWritten += bytes;
         if (durable || checkpointDue || this.syncRequested) {
           phase = 'fdatasync';
           await fdatasyncAsync(this.fd);
           this.stats.fdatasyncs++;
+          this.committed(started);
         }
       } catch (err) {
         try {
@@ -528,6 +579,7 @@ export class AuditLog {
         this.dirty = true;
       }
       this.stats.records += records.length;
+      this.committing = Math.max(0, this.committing - records.length);
       if (this.failure) {
         this.failure = null;
         if (this.retryTimer) clearTimeout(this.retryTimer);
@@ -536,6 +588,18 @@ export class AuditLog {
       for (let k = 0; k < records.length; k++) (items[i + k] as Pending).resolve(records[k] as AuditRecord);
       i = j;
       if (checkpointDue && phase === 'fdatasync') await this.writeCheckpointNow();
+    }
+  }
+
+  private committed(started: number): void {
+    if (this.commitListeners.length === 0) return;
+    const seconds = (performance.now() - started) / 1000;
+    for (const listener of this.commitListeners) {
+      try {
+        listener(seconds);
+      } catch {
+        // A metrics listener must not break the log.
+      }
     }
   }
 
@@ -562,6 +626,7 @@ export class AuditLog {
       this.failure = { error, since: now().wall, rejected };
     }
     this.stats.failedAppends += rejected;
+    this.stats.writeErrors++;
     for (const p of items) p.reject(error);
     if (!this.retryTimer && !this.closing) {
       this.retryTimer = setTimeout(() => {

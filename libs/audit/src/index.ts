@@ -1,4 +1,10 @@
-export { AuditLog, type AuditLogOptions, type AuditLogStats, type AppendOptions } from './audit-log';
+export {
+  AuditLog,
+  type AuditLogOptions,
+  type AuditLogStats,
+  type AuditPending,
+  type AppendOptions,
+} from './audit-log';
 export {
   GENESIS_HASH,
   canonicalJson,

@@ -180,6 +180,31 @@ describe('AuditLog', () => {
     expect(readRecords(path).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
   });
 
+  it('reports what is not durable yet, the bytes written and the time of each durable commit', async () => {
+    const path = join(tempDir(), 'm.jsonl');
+    const log = await AuditLog.open({ path, daemon: 'x', flushDelayMs: 200 });
+    const commits: number[] = [];
+    log.onCommit((seconds) => commits.push(seconds));
+    expect(log.pending).toEqual({ records: 0, oldestAgeSeconds: 0 });
+    const lazy = log.append(entry(1), { durable: false });
+    const also = log.append(entry(2), { durable: false });
+    await new Promise((r) => setTimeout(r, 50));
+    // Two records wait for the flush delay; the oldest has waited about 50 ms.
+    const waiting = log.pending;
+    expect(waiting.records).toBe(2);
+    expect(waiting.oldestAgeSeconds).toBeGreaterThanOrEqual(0.04);
+    expect(waiting.oldestAgeSeconds).toBeLessThan(1);
+    await Promise.all([lazy, also]);
+    expect(log.pending).toEqual({ records: 0, oldestAgeSeconds: 0 });
+    expect(commits).toEqual([]);
+    await Promise.all([3, 4, 5].map((i) => log.append(entry(i), { durable: true })));
+    expect(commits.length).toBeGreaterThanOrEqual(1);
+    expect(commits.every((s) => s > 0 && s < 5)).toBe(true);
+    expect(log.stats.bytesWritten).toBe(statSync(path).size);
+    expect(log.stats.writeErrors).toBe(0);
+    await log.close();
+  });
+
   it('rejects appends and fails ensureWritable once closed', async () => {
     const path = join(tempDir(), 'a.jsonl');
     const log = await AuditLog.open({ path, daemon: 'x' });

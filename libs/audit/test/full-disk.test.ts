@@ -58,12 +58,17 @@ describe('a full disk', () => {
       log.append(big(2002), { durable: true }),
     ]);
     expect(more.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    // Every failed write is counted once, however many appends it rejected.
+    expect(log.stats.writeErrors).toBeGreaterThanOrEqual(2);
+    expect(log.stats.writeErrors).toBeLessThanOrEqual(log.stats.failedAppends);
 
     const full = await verifyAuditLog(path);
     expect(full).toMatchObject({ ok: true, warnings: [], head: { seq: acked?.seq, hash: acked?.hash } });
     const text = readFileSync(path, 'utf8');
     expect(text.endsWith('\n')).toBe(true);
     expect(statSync(path).size).toBe(Buffer.byteLength(text));
+    // Failed writes were cut away, and so they are not among the bytes written.
+    expect(log.stats.bytesWritten).toBe(statSync(path).size);
 
     // With space freed, the retry timer recovers the log without any append (it writes an
     // audit.recovered record; so may an earlier retry that found room for that small record alone).

@@ -31,6 +31,29 @@ function issuesOf(fn: () => unknown): ConfigError['issues'] {
 }
 
 describe('loadConfig', () => {
+  it('accepts a metrics listener only on a Unix socket or loopback, from file or environment', () => {
+    expect(load().metrics.listen).toBe('');
+    const ok = ['unix:/run/aether/aetherd-metrics.sock', '127.0.0.1:9100', 'localhost:0', '[::1]:9464'];
+    for (const listen of ok)
+      expect(load({ env: { AETHERD_METRICS_LISTEN: listen } }).metrics.listen).toBe(listen);
+    const f = file('metrics.yaml', 'metrics:\n  listen: "0.0.0.0:9100"\n');
+    const [open, ...rest] = issuesOf(() => load({ file: f }));
+    expect(rest).toEqual([]);
+    expect(open).toMatchObject({ path: 'metrics.listen', source: `file ${f}` });
+    expect(open!.message).toMatch(/"0\.0\.0\.0" is not loopback/);
+    for (const bad of [
+      '192.168.1.5:9100',
+      '[::]:9100',
+      ':9100',
+      'unix:relative.sock',
+      '127.0.0.1',
+      '127.0.0.1:70000',
+    ])
+      expect(issuesOf(() => load({ env: { AETHERD_METRICS_LISTEN: bad } }))).toEqual([
+        expect.objectContaining({ path: 'metrics.listen', source: 'env AETHERD_METRICS_LISTEN' }),
+      ]);
+  });
+
   it('uses the packaged defaults when nothing else is given', () => {
     const c = load();
     expect(c.socket).toEqual({ path: '/run/aether/aetherd.sock', mode: '0660', group: 'aether' });

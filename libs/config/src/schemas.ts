@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseMetricsListen } from './metrics-listen';
 
 export const DEFAULT_TRUST_DOMAIN = 'aether.local';
 
@@ -64,6 +65,17 @@ export const serverConfigSchema = z.strictObject({
     /** SPIFFE ID of the issuer whose tokens are accepted. */
     issuer: z.string().startsWith('spiffe://', 'must be a spiffe:// URI'),
   }),
+  /** The optional HTTP scrape listener serving `GET /metrics` (the text of GetPrometheusMetrics). */
+  metrics: z.strictObject({
+    /**
+     * `""` (default): off. `unix:/abs/path`: a Unix socket, mode 0660, group `socket.group`.
+     * `127.0.0.1:PORT`, `localhost:PORT` or `[::1]:PORT`: loopback TCP. Nothing else is accepted.
+     */
+    listen: z.string().superRefine((value, ctx) => {
+      const parsed = parseMetricsListen(value);
+      if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+    }),
+  }),
   /** Largest request or response message, in bytes. */
   maxMessageBytes: z
     .number()
@@ -104,6 +116,7 @@ export function defaultServerConfig(name: string, stateDir = '/var/lib/aether'):
       issuer: `spiffe://${DEFAULT_TRUST_DOMAIN}/aetherd`,
     },
     shutdownGraceMs: 10_000,
+    metrics: { listen: '' },
     maxMessageBytes: 16 * 1024 * 1024,
   };
 }

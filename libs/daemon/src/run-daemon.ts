@@ -1,12 +1,26 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Command, Option } from 'commander';
 import type { z } from 'zod';
-import { ConfigError, loadConfig, type ServerConfig } from '@aether/config';
+import { ConfigError, loadConfig, parseMetricsListen, type ServerConfig } from '@aether/config';
 import { createLogger, type Logger } from '@aether/log';
 import { AuditLog } from '@aether/audit';
 import { formatPolicyErrors, PolicyLoadError, PolicyStore, type ReloadResult } from '@aether/policy';
+import {
+  AuditMetrics,
+  HostMetrics,
+  MetricsRegistry,
+  PolicyMetrics,
+  ProcessMetrics,
+  RpcMetrics,
+  startScrapeListener,
+  type ScrapeListener,
+} from '@aether/metrics';
+import { metricsV1 } from '@aether/proto';
 import { AetherServer, UnavailableError, type AuditHook } from '@aether/rpc';
 import { prepareAuditCheckpoints, type AuditCheckpointFiles } from './audit-checkpoint';
 import { fileTokenVerifier, GovernedPolicy } from './governed-policy';
+import { metricsServiceHandlers } from './metrics-service';
 
 /** Exit codes, after sysexits(3), so systemd and scripts can tell a bad config from a crash. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 64, CONFIG: 78 } as const;
@@ -22,6 +36,12 @@ export interface DaemonContext<C> {
   audit: AuditLog;
   /** Where the audit log's signed checkpoints are written (undefined when disabled). */
   auditCheckpoints?: AuditCheckpointFiles;
+  /**
+   * This daemon's metrics (MetricsService, the scrape listener). The rpc, policy, audit, process and
+   * host sections are registered already; a daemon adds its own, e.g.
+   * `ctx.metrics.section('jobs', () => jobMetrics.snapshot())`.
+   */
+  metrics: MetricsRegistry;
 }
 
 /** What a daemon registered; `close` runs after the server has drained. */
@@ -36,6 +56,8 @@ export interface DaemonDefinition<S extends z.ZodType<ServerConfig>> {
   defaults: () => z.infer<S>;
   /** e.g. AETHERD: AETHERD_SOCKET_PATH overrides socket.path. */
   envPrefix: string;
+  /** Reported by GetMetrics; default: the version in the package.json nearest the program's main file. */
+  version?: string;
   /** Extra flags beyond the common ones: flag → dotted config path. */
   extraFlags?: { flag: string; path: string; description: string }[];
   register: (server: AetherServer, ctx: DaemonContext<z.infer<S>>) => Promise<Registered>;
@@ -61,6 +83,11 @@ const COMMON_FLAGS: { flag: string; path: string; description: string }[] = [
   { flag: '--policy-dir <dir>', path: 'policyDir', description: 'directory of policy files' },
   { flag: '--audit-log <file>', path: 'auditLog', description: 'audit log file (JSON lines, hash-chained)' },
   { flag: '--log-level <level>', path: 'logLevel', description: 'trace|debug|info|warn|error|fatal|silent' },
+  {
+    flag: '--metrics-listen <address>',
+    path: 'metrics.listen',
+    description: 'serve GET /metrics on unix:/path or a loopback HOST:PORT (default: off)',
+  },
 ];
 
 const flagKey = (flag: string): string =>
@@ -207,6 +234,12 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
       fileTokenVerifier(config.tokens.publicKeyFile, config.tokens.issuer, def.name),
     );
     const server = new AetherServer({ name: def.name, config, log, policy, audit: auditHook });
+    const metrics = new MetricsRegistry(def.name, def.version ?? programVersion());
+    server.observe(new RpcMetrics(metrics)).observe(new PolicyMetrics(metrics, store));
+    new AuditMetrics(metrics, audit);
+    const processMetrics = new ProcessMetrics(metrics);
+    new HostMetrics(metrics);
+    server.addService(metricsV1.MetricsServiceService, metricsServiceHandlers(metrics));
     const registered = await def.register(server, {
       config,
       log,
@@ -214,15 +247,26 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
       policyStore: store,
       audit,
       ...(checkpoints ? { auditCheckpoints: checkpoints } : {}),
+      metrics,
     });
     await server.start();
+    let scrape: ScrapeListener | undefined;
+    try {
+      scrape = await startMetricsListener(config, metrics, log);
+    } catch (err) {
+      await server.stop();
+      throw new Error(`cannot serve metrics on ${config.metrics.listen}: ${(err as Error).message}`);
+    }
     process.on('SIGHUP', () => report('SIGHUP', store.reload()));
     server.stopOnSignals(() => {
-      (registered.close ?? (() => Promise.resolve()))()
+      (scrape?.close() ?? Promise.resolve())
+        .catch((err: unknown) => log.error({ err }, 'error while closing the metrics listener'))
+        .then(() => (registered.close ?? (() => Promise.resolve()))())
         .catch((err: unknown) => log.error({ err }, 'error while closing'))
         .then(() => {
           stopWatching();
           store.close();
+          processMetrics.close();
           return audit.close();
         })
         .catch((err: unknown) => log.error({ err }, 'error while closing the audit log'))
@@ -235,5 +279,43 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
     );
     // Let pino flush before exiting.
     setImmediate(() => process.exit(EXIT.FAILURE));
+  }
+}
+
+/** Starts the HTTP scrape listener when `metrics.listen` names one (the config loader validated it). */
+async function startMetricsListener(
+  config: ServerConfig,
+  metrics: MetricsRegistry,
+  log: Logger,
+): Promise<ScrapeListener | undefined> {
+  const listen = parseMetricsListen(config.metrics.listen);
+  if ('error' in listen || listen.kind === 'off') return undefined;
+  const listener = await startScrapeListener({
+    listen,
+    text: () => metrics.prometheusText(),
+    socketGroup: config.socket.group,
+    onError: (err) => log.error({ err }, 'metrics scrape failed'),
+  });
+  log.info({ metricsListen: listener.address }, `serving GET /metrics on ${listener.address}`);
+  return listener;
+}
+
+/** The version in the package.json nearest the program's main file (apps/<daemon>/package.json). */
+function programVersion(): string {
+  const main = process.argv[1];
+  let dir = main ? dirname(main) : process.cwd();
+  for (;;) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      try {
+        const version = (JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }).version;
+        if (typeof version === 'string') return version;
+      } catch {
+        // Not readable: keep looking upwards.
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return 'unknown';
+    dir = parent;
   }
 }

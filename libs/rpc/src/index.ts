@@ -52,5 +52,11 @@ export type {
 } from './hooks';
 export { type Principal, principalFromCall } from './principal';
 export { REQUEST_ID_KEY, INTENT_ID_KEY, JOB_ID_KEY, AUTHORIZATION_KEY } from './correlation';
-export { SocketPathError, prepareSocketPath, resolveGroupId } from './socket';
+export {
+  SocketPathError,
+  prepareSocketPath,
+  resolveGroupId,
+  applySocketPermissions,
+  removeSocket,
+} from './socket';
 export { ReflectionResponder } from './reflection';

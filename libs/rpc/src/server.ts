@@ -35,6 +35,7 @@ export class AetherServer {
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING' });
   private readonly serviceNames: string[] = [];
   private readonly observers: CallObserver[] = [];
+  private readonly stoppingListeners: (() => void)[] = [];
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private started = false;
@@ -84,6 +85,15 @@ export class AetherServer {
     );
     this.serviceNames.push(serviceName);
     this.health.setStatus(serviceName, 'NOT_SERVING');
+    return this;
+  }
+
+  /**
+   * Called when a graceful stop begins, before in-flight calls are drained: endless streams (event
+   * subscriptions) end themselves here so that the drain does not wait the whole grace period for them.
+   */
+  onStopping(listener: () => void): this {
+    this.stoppingListeners.push(listener);
     return this;
   }
 
@@ -181,6 +191,13 @@ export class AetherServer {
   private async drainAndClose(): Promise<void> {
     this.health.setStatus('', 'NOT_SERVING');
     for (const s of this.serviceNames) this.health.setStatus(s, 'NOT_SERVING');
+    for (const listener of this.stoppingListeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.options.log.error({ err }, 'stopping listener failed');
+      }
+    }
     const grace = this.options.config.shutdownGraceMs;
     if (this.inFlight > 0) {
       this.options.log.info({ inFlight: this.inFlight, graceMs: grace }, 'draining in-flight calls');

@@ -1,8 +1,16 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fakeTool, RUNC_FEATURES, v1Facts, v1HybridTree, v2Facts, v2Tree } from '../test/fixtures/hosts';
-import { describeHost, findExecutable, probeHost, type ProbeOptions } from './host-probe';
+import {
+  fakeTool,
+  RUNC_FEATURES,
+  v1Facts,
+  v1HybridTree,
+  v2Facts,
+  v2Tree,
+  writeTree,
+} from '../test/fixtures/hosts';
+import { cgroupLayout, describeHost, findExecutable, probeHost, type ProbeOptions } from './host-probe';
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -180,6 +188,20 @@ describe('probeHost on a cgroup v2 host', () => {
     expect(f.userNamespaces.available).toBe(false);
     expect(f.seccomp.available).toBe(false);
     expect(f.noNewPrivileges.available).toBe(false);
+  });
+});
+
+describe('cgroupLayout', () => {
+  it('tells v2, hybrid and plain v1 hosts apart', () => {
+    const v2 = v2Tree();
+    const hybrid = v1HybridTree();
+    const legacy = writeTree({
+      'proc/self/mountinfo':
+        '31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n' +
+        '32 31 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n',
+    });
+    dirs.push(v2, hybrid, legacy);
+    expect([cgroupLayout(v2), cgroupLayout(hybrid), cgroupLayout(legacy)]).toEqual(['v2', 'hybrid', 'v1']);
   });
 });
 

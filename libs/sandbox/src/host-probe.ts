@@ -167,6 +167,17 @@ function readText(path: string): string | undefined {
   }
 }
 
+/**
+ * The host's control group layout, cheaply (no runtime, no test container): `v2` when /sys/fs/cgroup is
+ * the unified hierarchy, `hybrid` when v1 hierarchies sit beside a cgroup2 mount (systemd's hybrid
+ * layout), `v1` otherwise. The same tests {@link probeHost} makes.
+ */
+export function cgroupLayout(hostRoot = ''): 'v1' | 'hybrid' | 'v2' {
+  if (existsSync(`${hostRoot}/sys/fs/cgroup/cgroup.controllers`)) return 'v2';
+  const mounts = parseMountinfo(readText(`${hostRoot}/proc/self/mountinfo`) ?? '');
+  return mounts.some((m) => m.fsType === 'cgroup2') ? 'hybrid' : 'v1';
+}
+
 /** The cgroup part of {@link HostFacts}, read from /proc and /sys/fs/cgroup under `hostRoot`. */
 function probeCgroups(
   hostRoot: string,

@@ -1,6 +1,7 @@
 export {
   probeHost,
   describeHost,
+  cgroupLayout,
   findExecutable,
   type RuntimeName,
   type ProbeOptions,

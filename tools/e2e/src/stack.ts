@@ -24,6 +24,8 @@ export interface StackOptions {
   artifacts?: Record<string, unknown>;
   /** Overrides of aetherd's `memory` configuration (e.g. maxEntryBytes). */
   memory?: Record<string, unknown>;
+  /** Overrides of aetherd's `events` configuration (e.g. maxEvents, subscriberBuffer). */
+  events?: Record<string, unknown>;
 }
 
 /** A daemon running as a real process, with its JSON log lines collected. */
@@ -135,6 +137,7 @@ export class Stack {
       };
       if (this.options.artifacts) cfg['artifacts'] = this.options.artifacts;
       if (this.options.memory) cfg['memory'] = this.options.memory;
+      if (this.options.events) cfg['events'] = this.options.events;
     }
     return cfg;
   }

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Metadata, status } from '@grpc/grpc-js';
-import { healthV1, metricsV1 } from '@aether/proto';
+import { healthV1, intentsV1 } from '@aether/proto';
 import { RpcError, unaryCall } from '@aether/rpc';
 import { Stack } from '../src';
 
@@ -50,9 +50,12 @@ describe('the three daemons over mTLS Unix sockets', () => {
   it('answers a contract method that is not built yet with UNIMPLEMENTED and a typed ErrorInfo', async () => {
     const client = stack.client();
     const err = await client
-      .call(client.metrics, 'getMetrics', metricsV1.GetMetricsRequest.fromPartial({}), {
-        requestId: 'req-unimpl-1',
-      })
+      .call(
+        client.intents,
+        'submitIntent',
+        intentsV1.SubmitIntentRequest.fromPartial({ input: { $case: 'text', value: 'print 42' } }),
+        { requestId: 'req-unimpl-1' },
+      )
       .catch((e: unknown) => e);
     client.close();
     expect(err).toBeInstanceOf(RpcError);

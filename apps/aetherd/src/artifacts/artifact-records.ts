@@ -159,6 +159,11 @@ export class ArtifactRecords {
       ),
       blobs: this.db.prepare('SELECT digest, size_bytes, refs, verify_time, damaged FROM blobs'),
       storedBytes: this.db.prepare('SELECT coalesce(sum(size_bytes), 0) FROM blobs').pluck(),
+      totals: this.db.prepare(
+        `SELECT (SELECT count(*) FROM artifacts) AS artifacts, (SELECT count(*) FROM blobs) AS blobs,
+           (SELECT coalesce(sum(size_bytes), 0) FROM blobs) AS stored_bytes,
+           (SELECT coalesce(sum(size_bytes), 0) FROM artifacts) AS logical_bytes`,
+      ),
       jobBytes: this.db
         .prepare('SELECT coalesce(sum(size_bytes), 0) FROM artifacts WHERE job_id = ?')
         .pluck(),
@@ -238,6 +243,22 @@ export class ArtifactRecords {
   /** Bytes of distinct blobs. */
   storedBytes(): number {
     return this.stmts.storedBytes.get() as number;
+  }
+
+  /** Records, distinct blobs, their bytes (each content once) and the records' bytes (duplicates each time). */
+  totals(): { artifacts: number; blobs: number; storedBytes: number; logicalBytes: number } {
+    const row = this.stmts.totals.get() as {
+      artifacts: number;
+      blobs: number;
+      stored_bytes: number;
+      logical_bytes: number;
+    };
+    return {
+      artifacts: row.artifacts,
+      blobs: row.blobs,
+      storedBytes: row.stored_bytes,
+      logicalBytes: row.logical_bytes,
+    };
   }
 
   /** Bytes of every record a job produced (duplicates counted each time: that is what it registered). */

@@ -98,6 +98,12 @@ export interface ArtifactStoreOptions {
   freeSpace?: FreeSpaceProbe;
   /** The clock (tests move it past the idempotency window). */
   now?: () => number;
+  /** Told of every artifact created and deleted (aetherd's event stream). */
+  onChange?: (change: {
+    kind: 'created' | 'deleted';
+    artifact: ArtifactRecord;
+    deduplicated?: boolean;
+  }) => void;
 }
 
 /** What an ingest carries from its checks to its commit. */
@@ -133,6 +139,9 @@ export class ArtifactStore {
   private readonly digestLocks = new Map<string, Promise<void>>();
   private readonly inFlight = new Set<TempBlob>();
   private closed = false;
+  /** What happened since the store opened, for metrics. */
+  readonly counters = { created: 0, deleted: 0, ingestedBytes: 0 };
+  private readonly onChange: NonNullable<ArtifactStoreOptions['onChange']>;
 
   private constructor(
     readonly dir: string,
@@ -146,6 +155,7 @@ export class ArtifactStore {
     this.records = new ArtifactRecords(join(dir, 'artifacts.db'));
     this.log = options.log;
     this.now = options.now ?? Date.now;
+    this.onChange = options.onChange ?? (() => undefined);
     this.space = new SpaceAccounting(dir, options.limits, 0, options.freeSpace);
   }
 
@@ -201,6 +211,11 @@ export class ArtifactStore {
     this.require(id);
     const graph = this.records.lineage(id, q);
     return { graph, records: this.records.getMany(graph.nodes.map((n) => n.id)) };
+  }
+
+  /** Records, distinct blobs and their bytes, from the database. */
+  totals(): { artifacts: number; blobs: number; storedBytes: number; logicalBytes: number } {
+    return this.records.totals();
   }
 
   /** Bytes of distinct blobs stored and bytes reserved by writes in flight. */
@@ -401,6 +416,8 @@ export class ArtifactStore {
       const done = this.records.delete(id);
       if (!done) throw artifactNotFound(id);
       if (done.lastReference) await this.removeBlob(done.lastReference);
+      this.counters.deleted++;
+      this.onChange({ kind: 'deleted', artifact: done.record });
       return done.record;
     });
   }
@@ -583,7 +600,11 @@ export class ArtifactStore {
       return outcome.replay;
     }
     reservation.settle(outcome.newBlob ? sealed.sizeBytes : 0);
-    return { artifact: this.records.get(outcome.id)!, deduplicated: intact };
+    const artifact = this.records.get(outcome.id)!;
+    this.counters.created++;
+    this.counters.ingestedBytes += artifact.sizeBytes;
+    this.onChange({ kind: 'created', artifact, deduplicated: intact });
+    return { artifact, deduplicated: intact };
   }
 
   /** Runs `fn` after every earlier holder of `digest`'s lock: commits and deletes of one blob never interleave. */

@@ -1,10 +1,11 @@
 import { join } from 'node:path';
 import type { AetherdConfig } from '@aether/config';
 import type { Logger } from '@aether/log';
-import type { artifactsV1 } from '@aether/proto';
+import { artifactsV1 } from '@aether/proto';
 import type { ServiceHandlers } from '@aether/rpc';
 import { artifactServiceHandlers, type JobLookup } from './artifact-service';
 import { ArtifactStore } from './artifact-store';
+import type { EventSink } from '../events/event-hub';
 
 export type { JobLookup } from './artifact-service';
 export {
@@ -27,6 +28,7 @@ export async function startArtifacts(
   config: AetherdConfig,
   log: Logger,
   jobs: JobLookup,
+  events?: EventSink,
 ): Promise<{
   handlers: ServiceHandlers<typeof artifactsV1.ArtifactServiceService>;
   store: ArtifactStore;
@@ -42,6 +44,24 @@ export async function startArtifacts(
     dir: c.dir || join(config.stateDir, 'artifacts'),
     limits,
     log: log.child({ component: 'artifacts' }),
+    ...(events
+      ? {
+          onChange: ({ kind, artifact: a, deduplicated }) =>
+            events({
+              type: `artifact.${kind}`,
+              subject: `artifacts/${a.id}`,
+              ...(a.jobId ? { jobId: a.jobId } : {}),
+              ...(a.intentId ? { intentId: a.intentId } : {}),
+              data: {
+                digest: a.digest,
+                size_bytes: a.sizeBytes,
+                type: artifactsV1.artifactTypeToJSON(a.type),
+                actor: a.actor,
+                ...(deduplicated !== undefined ? { deduplicated } : {}),
+              },
+            }),
+        }
+      : {}),
   });
   return {
     handlers: artifactServiceHandlers({ store, jobs, importRoots: c.importRoots, limits }),

@@ -13,6 +13,12 @@ export const isTerminal = isTerminalJobState;
 /** Most events kept per job; later SIGNALLED events are folded into the last one (see the contract). */
 export const MAX_EVENTS_PER_JOB = 1024;
 
+/** A job was recorded (no `previous`) or its state changed from `previous` to `job.state`. */
+export interface JobChange {
+  job: JobRecord;
+  previous?: JobState;
+}
+
 export interface JobExit {
   code?: number;
   signal?: string;
@@ -183,6 +189,7 @@ CREATE TABLE IF NOT EXISTS job_labels (
 export class JobStore {
   private readonly db: Database.Database;
   private readonly stmts;
+  private readonly listeners: ((change: JobChange) => void)[] = [];
 
   private constructor(path: string) {
     this.db = new Database(path);
@@ -229,6 +236,21 @@ export class JobStore {
     return new JobStore(join(dir, 'jobs.db'));
   }
 
+  /** Calls `listener` after a job is recorded and after each committed change of its state. */
+  onChange(listener: (change: JobChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private changed(change: JobChange): void {
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch {
+        // A listener (the event stream) must not break the job's own bookkeeping.
+      }
+    }
+  }
+
   close(): void {
     this.db.close();
   }
@@ -264,7 +286,9 @@ export class JobStore {
       for (const [k, v] of Object.entries(job.spec.labels)) this.stmts.insertLabel.run(job.id, k, v);
       this.stmts.addEvent.run(job.id, 0, event.time, event.type, event.message, event.actor);
     })();
-    return this.get(job.id)!;
+    const recorded = this.get(job.id)!;
+    if (this.listeners.length > 0) this.changed({ job: recorded });
+    return recorded;
   }
 
   get(id: string): JobRecord | undefined {
@@ -353,11 +377,17 @@ export class JobStore {
           throw new Error(`JobStore.update: ${key} cannot change`);
       }
     }
+    const previous =
+      patch.state !== undefined && this.listeners.length > 0
+        ? (this.stmts.get.get(id) as JobRow | undefined)?.state
+        : undefined;
     this.db.transaction(() => {
       if (sets.length > 0) this.db.prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE id = @id`).run(values);
       for (const e of events) this.appendEvent(id, e);
     })();
-    return this.get(id)!;
+    const job = this.get(id)!;
+    if (previous !== undefined && previous !== job.state) this.changed({ job, previous });
+    return job;
   }
 
   private appendEvent(id: string, e: JobEventRecord): void {

@@ -6,6 +6,7 @@ import { jobsV1 } from '@aether/proto';
 import type { ServiceHandlers } from '@aether/rpc';
 import { describeHost, probeHost } from '@aether/sandbox';
 import type { JobLookup } from '../artifacts/artifacts';
+import type { EventSink } from '../events/event-hub';
 import type { JobArtifacts } from './job-artifacts';
 import { JobManager, type ResolvedJobsConfig } from './job-manager';
 import { jobServiceHandlers } from './job-service';
@@ -22,6 +23,7 @@ export async function startJobs(
   log: Logger,
   audit: AuditLog,
   artifacts?: JobArtifacts,
+  events?: EventSink,
 ): Promise<{
   handlers: ServiceHandlers<typeof jobsV1.JobServiceService>;
   manager: JobManager;
@@ -45,6 +47,31 @@ export async function startJobs(
   }
   const runtime = new OciRuntime(host.runtime.path, host.monitor.path, jobsConfig.runtimeRoot);
   const store = JobStore.open(jobsConfig.dir);
+  if (events) {
+    store.onChange(({ job, previous }) => {
+      const state = jobsV1.jobStateToJSON(job.state);
+      const common = {
+        subject: `jobs/${job.id}`,
+        jobId: job.id,
+        ...(job.intentId ? { intentId: job.intentId } : {}),
+      };
+      if (previous === undefined) {
+        events({ ...common, type: 'job.submitted', data: { state, actor: job.actor } });
+        return;
+      }
+      events({
+        ...common,
+        type: 'job.state_changed',
+        data: {
+          state,
+          previous_state: jobsV1.jobStateToJSON(previous),
+          ...(job.exit?.code !== undefined ? { exit_code: job.exit.code } : {}),
+          ...(job.exit?.signal ? { signal: job.exit.signal } : {}),
+          ...(job.failureReason ? { reason: job.failureReason } : {}),
+        },
+      });
+    });
+  }
   const actor = `spiffe://${config.tls.trustDomain}/aetherd`;
   const manager = new JobManager({
     config: jobsConfig,

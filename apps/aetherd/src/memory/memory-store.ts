@@ -30,6 +30,14 @@ export const indexOfRowid = (rowid: number): number => rowid % PASSAGES_PER_VERS
  */
 const int = (n: number): bigint => BigInt(Math.min(n, 2 ** 62));
 
+const changeOf = (v: VersionMeta): Omit<MemoryChange, 'kind'> => ({
+  entryId: v.entryId,
+  version: v.version,
+  actor: v.actor,
+  intentId: v.intentId,
+  jobId: v.jobId,
+});
+
 /** What a write says about a version (the rest is derived or output only). */
 export interface VersionContent {
   title: string;
@@ -180,6 +188,20 @@ const BM25 = 'bm25(passages, 2.0, 1.0, 0.0)';
 export interface MemoryStoreOptions {
   /** Total UTF-8 bytes of text the store may hold, all versions; 0: no quota. */
   quotaBytes: number;
+  /** Told of every committed add, update and delete (aetherd's event stream). */
+  onChange?: (change: MemoryChange) => void;
+}
+
+/** A committed change of one entry: `version` is the new version (a tombstone for a delete). */
+export interface MemoryChange {
+  kind: 'added' | 'updated' | 'deleted';
+  entryId: string;
+  version: number;
+  actor: string;
+  intentId: string;
+  jobId: string;
+  /** For `deleted`: every version was removed. */
+  purged?: boolean;
 }
 
 /**
@@ -196,7 +218,8 @@ export class MemoryStore {
   private clock: number;
 
   private constructor(
-    path: string,
+    /** The database file (`memory.db`; SQLite keeps `memory.db-wal` beside it). */
+    readonly path: string,
     private readonly options: MemoryStoreOptions,
   ) {
     this.db = new Database(path);
@@ -316,14 +339,25 @@ export class MemoryStore {
 
   /** Adds entries (version 1 each) in one transaction: all or none. Resolves once durable. */
   addEntries(entries: readonly NewEntry[]): Promise<VersionRecord[]> {
-    return this.write(() => {
+    const fresh: VersionRecord[] = [];
+    const written = this.write(() => {
       let bytes = 0;
+      fresh.length = 0;
       const added = entries.map((e) => {
-        const { record, fresh } = this.insertNew(e);
-        if (fresh) bytes += record.textBytes;
-        return record;
+        const r = this.insertNew(e);
+        if (r.fresh) {
+          bytes += r.record.textBytes;
+          fresh.push(r.record);
+        }
+        return r.record;
       });
       this.chargeBytes(bytes);
+      return added;
+    });
+    const onChange = this.options.onChange;
+    if (!onChange) return written;
+    return written.then((added) => {
+      for (const v of fresh) onChange({ kind: 'added', ...changeOf(v) });
       return added;
     });
   }
@@ -375,6 +409,9 @@ export class MemoryStore {
       this.chargeBytes(Buffer.byteLength(content.text));
       this.removePassages(current);
       return this.insertVersion(id, current.version + 1, current.createTime, actor, content, passages);
+    }).then((v) => {
+      this.options.onChange?.({ kind: 'updated', ...changeOf(v) });
+      return v;
     });
   }
 
@@ -388,6 +425,7 @@ export class MemoryStore {
     purge: boolean,
     tombstone: { actor: string; intentId: string; jobId: string },
   ): Promise<void> {
+    let version = 0;
     return this.write(() => {
       const row = this.stmts.entry.get(id) as { current_seq: number; deleted: number } | undefined;
       if (!row || (row.deleted && !purge)) throw entryNotFound(id);
@@ -395,6 +433,7 @@ export class MemoryStore {
       if (expectedVersion !== undefined && expectedVersion !== current.version)
         throw versionConflict(id, expectedVersion, current.version);
       if (!row.deleted) this.removePassages(current);
+      version = current.version + (purge ? 0 : 1);
       if (purge) {
         const bytes = this.stmts.purgeBytes.get(id) as number;
         this.stmts.purgeVersions.run(id);
@@ -420,7 +459,15 @@ export class MemoryStore {
         true,
       );
       this.stmts.setCurrent.run(seq, 1, id);
-    });
+    }).then(() =>
+      this.options.onChange?.({
+        kind: 'deleted',
+        entryId: id,
+        version,
+        ...tombstone,
+        ...(purge ? { purged: true } : {}),
+      }),
+    );
   }
 
   /** Adds one entry, or finds the one its idempotency key made (`fresh` false). */
@@ -589,6 +636,15 @@ export class MemoryStore {
   /** How many passages of current versions carry a filter token (`''`: all passages). */
   filterCount(token: string): number {
     return (this.stmts.count.get(token) as number | undefined) ?? 0;
+  }
+
+  /** Current (non-deleted) entries, stored versions and indexed passages, for metrics. */
+  counts(): { entries: number; versions: number; passages: number } {
+    return {
+      entries: this.db.prepare('SELECT count(*) FROM entries WHERE deleted = 0').pluck().get() as number,
+      versions: this.db.prepare('SELECT count(*) FROM versions').pluck().get() as number,
+      passages: this.filterCount(''),
+    };
   }
 
   /** Total UTF-8 bytes of text held, all versions. */

@@ -3,7 +3,8 @@ import type { AetherdConfig } from '@aether/config';
 import type { Logger } from '@aether/log';
 import type { memoryV1 } from '@aether/proto';
 import type { ServiceHandlers } from '@aether/rpc';
-import { MemoryStore } from './memory-store';
+import type { EventSink } from '../events/event-hub';
+import { MemoryStore, type MemoryChange } from './memory-store';
 import { memoryServiceHandlers } from './memory-service';
 import { MemorySearch, type EmbeddingLeg } from './search';
 
@@ -15,10 +16,30 @@ import { MemorySearch, type EmbeddingLeg } from './search';
 export function startMemory(
   config: AetherdConfig,
   log: Logger,
-): Promise<{ handlers: ServiceHandlers<typeof memoryV1.MemoryServiceService>; close: () => Promise<void> }> {
+  events?: EventSink,
+): Promise<{
+  handlers: ServiceHandlers<typeof memoryV1.MemoryServiceService>;
+  store: MemoryStore;
+  search: MemorySearch;
+  close: () => Promise<void>;
+}> {
   const dir = config.memory.dir || join(config.stateDir, 'memory');
   const memoryLog = log.child({ component: 'memory' });
-  const store = MemoryStore.open(dir, { quotaBytes: config.memory.quotaBytes });
+  const store = MemoryStore.open(dir, {
+    quotaBytes: config.memory.quotaBytes,
+    ...(events
+      ? {
+          onChange: (c: MemoryChange) =>
+            events({
+              type: `memory.entry_${c.kind}`,
+              subject: `entries/${c.entryId}`,
+              ...(c.jobId ? { jobId: c.jobId } : {}),
+              ...(c.intentId ? { intentId: c.intentId } : {}),
+              data: { version: c.version, actor: c.actor, ...(c.purged ? { purged: true } : {}) },
+            }),
+        }
+      : {}),
+  });
   const leg: EmbeddingLeg | undefined = undefined;
   if (config.memory.embeddingModel)
     memoryLog.warn(
@@ -36,6 +57,8 @@ export function startMemory(
   );
   return Promise.resolve({
     handlers: memoryServiceHandlers(store, search, config.memory),
+    store,
+    search,
     close: () => {
       search.close();
       store.close();

@@ -423,6 +423,7 @@ export interface SearchOptions {
 /** Runs searches against the store: candidates, ranking, fusion, pages and citations. */
 export class MemorySearch {
   readonly checker = new QueryChecker();
+  private readonly searchListeners: ((seconds: number) => void)[] = [];
 
   constructor(
     private readonly store: MemoryStore,
@@ -433,7 +434,25 @@ export class MemorySearch {
     this.checker.close();
   }
 
+  /** Calls `listener` after every search, answered or failed, with the seconds it took (metrics). */
+  onSearch(listener: (seconds: number) => void): void {
+    this.searchListeners.push(listener);
+  }
+
   async search(req: memoryV1.SearchRequest, signal: AbortSignal): Promise<memoryV1.SearchResponse> {
+    const started = performance.now();
+    try {
+      return await this.searchOnce(req, signal);
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      for (const listener of this.searchListeners) listener(seconds);
+    }
+  }
+
+  private async searchOnce(
+    req: memoryV1.SearchRequest,
+    signal: AbortSignal,
+  ): Promise<memoryV1.SearchResponse> {
     const pageSize = req.pageSize === 0 ? DEFAULT_SEARCH_PAGE : Math.min(req.pageSize, MAX_SEARCH_PAGE);
     const startMs = req.startTime ? dateFromTimestamp(req.startTime).getTime() : undefined;
     const endMs = req.endTime ? dateFromTimestamp(req.endTime).getTime() : undefined;
