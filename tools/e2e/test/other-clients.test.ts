@@ -63,15 +63,23 @@ describe('clients that are not ours', () => {
     );
   });
 
-  it('buf curl encodes a request with a google.protobuf.Timestamp resolved through reflection', () => {
+  it('buf curl emits an event with a google.protobuf.Struct and lists it by Timestamp, resolved through reflection', () => {
+    const emitted = bufCurl(
+      '-d',
+      '{"event": {"type": "test.from_buf", "subject": "x/1", "data": {"n": 2, "tags": ["a"], "ok": true}}}',
+      'https://aetherd/aether.events.v1.EventService/EmitEvent',
+    );
+    expect(emitted.status).toBe(0);
+    const event = (JSON.parse(emitted.out) as { event: { sequence: string; data: unknown } }).event;
+    expect(event.data).toEqual({ n: 2, tags: ['a'], ok: true });
     const r = bufCurl(
       '-d',
-      '{"pageSize": 5, "startTime": "2026-01-01T00:00:00Z"}',
+      `{"pageSize": 5, "startTime": "2026-01-01T00:00:00Z", "filter": {"types": ["test.from_buf"]}}`,
       'https://aetherd/aether.events.v1.EventService/ListEvents',
     );
-    // The request reached the handler (which is not built yet): the schema, Timestamp included, resolved.
-    expect(r.out).toContain('"code": "unimplemented"');
-    expect(r.out).toContain('google.rpc.ErrorInfo');
+    expect(r.status).toBe(0);
+    const listed = JSON.parse(r.out) as { events: { sequence: string; subject: string }[] };
+    expect(listed.events.map((e) => [e.sequence, e.subject])).toEqual([[event.sequence, 'x/1']]);
   });
 
   it('buf curl calls health', () => {

@@ -379,7 +379,7 @@ export class JobStore {
     }
     const previous =
       patch.state !== undefined && this.listeners.length > 0
-        ? (this.stmts.get.get(id) as JobRow | undefined)?.state
+        ? ((this.stmts.get.get(id) as JobRow | undefined)?.state as JobState | undefined)
         : undefined;
     this.db.transaction(() => {
       if (sets.length > 0) this.db.prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE id = @id`).run(values);
