@@ -1,4 +1,4 @@
-import { Histogram } from './protocol';
+import { Histogram, type HistogramData } from './protocol';
 
 describe('Histogram', () => {
   it('reports percentiles to 10 µs below 100 ms and 1 ms above, clamped to the exact min and max', () => {
@@ -32,7 +32,9 @@ describe('Histogram', () => {
     const b = new Histogram();
     for (let i = 0; i < 90; i++) a.add(1);
     for (let i = 0; i < 10; i++) b.add(50);
-    const merged = new Histogram().merge(a.toJSON()).merge(JSON.parse(JSON.stringify(b.toJSON())));
+    const merged = new Histogram()
+      .merge(a.toJSON())
+      .merge(JSON.parse(JSON.stringify(b.toJSON())) as HistogramData);
     expect(merged.count).toBe(100);
     expect(merged.percentile(50)).toBe(1.005);
     expect(merged.percentile(95)).toBe(50);
