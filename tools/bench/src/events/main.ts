@@ -3,15 +3,17 @@
  * subscribers, against a bare grpc-js server stream (same socket kind, mTLS, the same encoded messages,
  * no persistence, no pipeline).
  *
- *   node tools/bench/dist/events/main.js [--json FILE] [--targets aetherd,bare] [--runs batch,unary,fanout]
+ *   node tools/bench/dist/events/main.js [--json FILE] [--targets aetherd,bare] [--runs batch,unary,latency,fanout]
  *        [--duration 5] [--warmup 1] [--batch 500] [--in-flight 4] [--unary-in-flight 64]
  *        [--subscribers 100] [--subscriber-processes 2] [--rate 1000] [--fanout-duration 10]
- *        [--fanout-batch 1] [--max-lag 5000] [--profile DIR] [--no-wait-idle]
+ *        [--fanout-warmup 2] [--paced-batch 1] [--max-lag 5000] [--shared-connections] [--profile DIR]
+ *        [--no-wait-idle]
  *
  * aetherd runs as a real process from tools/e2e's Stack (fresh PKI, the shipped Cedar policy, the audit
  * log, mTLS socket; default events settings); the bare server (bare-server.ts) runs in a forked child
  * with the same PKI. This process is the publisher (as the admin identity); subscribers run in forked
- * children (subscriber.ts), each subscription on its own connection. Every event carries its publish
+ * children (subscriber.ts), each subscription on its own connection (as separate programs would have;
+ * `--shared-connections`: one connection per subscriber process). Every event carries its publish
  * time in `data.t` (wall clock, sub-millisecond); each subscriber child's clock offset to this process
  * is measured over IPC before a run and subtracted.
  *
@@ -20,14 +22,15 @@
  *            held back while the subscriber is more than `--max-lag` events behind (so the figure is the
  *            rate the subscriber is sustainably delivered, not a rate that ends in gaps).
  *  - unary:  the same with single EmitEvent calls, `--unary-in-flight` at once (context).
- *  - fanout: `--subscribers` subscribers in `--subscriber-processes` children; the publisher emits
- *            `--rate` events/s paced, every 10 ms a tick of rate/100 events, as that many concurrent
- *            EmitEvent calls (`--fanout-batch 1`) or as BatchEmitEvents of `--fanout-batch` events.
+ *  - latency: 1 subscriber; the publisher emits `--rate` events/s paced: every 10 ms a tick of rate/100
+ *            events, as that many concurrent EmitEvent calls (`--paced-batch 1`) or as BatchEmitEvents of
+ *            `--paced-batch` events each.
+ *  - fanout: the same to `--subscribers` subscribers in `--subscriber-processes` children.
  * Each run: a warm-up, then the measured window; then the publisher stops and every subscription must
  * receive every event published (lost = published - received; gaps = gap messages).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -54,9 +57,9 @@ const TICK_US = 10_000; // USER_HZ = 100
 const TICK_MS = 10; // the paced publisher's tick
 
 type TargetId = 'aetherd' | 'bare';
-type RunId = 'batch' | 'unary' | 'fanout';
+type RunId = 'batch' | 'unary' | 'latency' | 'fanout';
 const TARGETS: readonly TargetId[] = ['aetherd', 'bare'];
-const RUNS: readonly RunId[] = ['batch', 'unary', 'fanout'];
+const RUNS: readonly RunId[] = ['batch', 'unary', 'latency', 'fanout'];
 const TARGET_LABELS: Record<TargetId, string> = {
   aetherd: 'aetherd (mTLS, pipeline, Cedar policy, audit log, SQLite)',
   bare: 'bare grpc-js stream (mTLS, in memory)',
@@ -75,10 +78,11 @@ interface Params {
   rate: number;
   fanoutDurationMs: number;
   fanoutWarmupMs: number;
-  fanoutBatch: number;
+  pacedBatch: number;
   maxLag: number;
   profileDir: string | undefined;
   waitIdle: boolean;
+  sharedConnections: boolean;
 }
 
 function parseParams(): { params: Params; jsonFile: string | undefined } {
@@ -97,20 +101,22 @@ function parseParams(): { params: Params; jsonFile: string | undefined } {
       rate: { type: 'string', default: '1000' },
       'fanout-duration': { type: 'string', default: '10' },
       'fanout-warmup': { type: 'string', default: '2' },
-      'fanout-batch': { type: 'string', default: '1' },
+      'paced-batch': { type: 'string', default: '1' },
       'max-lag': { type: 'string', default: '5000' },
       profile: { type: 'string' },
       'no-wait-idle': { type: 'boolean', default: false },
+      'shared-connections': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
   if (values.help) {
     console.log(
-      'usage: node tools/bench/dist/events/main.js [--json FILE] [--targets aetherd,bare] [--runs batch,unary,fanout]\n' +
+      'usage: node tools/bench/dist/events/main.js [--json FILE] [--targets aetherd,bare] [--runs batch,unary,latency,fanout]\n' +
         '         [--duration 5] [--warmup 1] [--batch 500] [--in-flight 4] [--unary-in-flight 64]\n' +
         '         [--subscribers 100] [--subscriber-processes 2] [--rate 1000] [--fanout-duration 10]\n' +
-        '         [--fanout-warmup 2] [--fanout-batch 1] [--max-lag 5000] [--profile DIR] [--no-wait-idle]',
+        '         [--fanout-warmup 2] [--paced-batch 1] [--max-lag 5000] [--shared-connections] [--profile DIR]\n' +
+        '         [--no-wait-idle]',
     );
     process.exit(0);
   }
@@ -129,10 +135,10 @@ function parseParams(): { params: Params; jsonFile: string | undefined } {
     return known.filter((k) => picked.includes(k));
   };
   const rate = positive('rate', values.rate);
-  const fanoutBatch = int('fanout-batch', values['fanout-batch']);
-  if (((rate * TICK_MS) / 1000) % fanoutBatch !== 0)
+  const pacedBatch = int('paced-batch', values['paced-batch']);
+  if (((rate * TICK_MS) / 1000) % pacedBatch !== 0)
     throw new Error(
-      `--fanout-batch must divide the events per ${TICK_MS} ms tick (${(rate * TICK_MS) / 1000})`,
+      `--paced-batch must divide the events per ${TICK_MS} ms tick (${(rate * TICK_MS) / 1000})`,
     );
   return {
     params: {
@@ -148,10 +154,11 @@ function parseParams(): { params: Params; jsonFile: string | undefined } {
       rate,
       fanoutDurationMs: positive('fanout-duration', values['fanout-duration']) * 1000,
       fanoutWarmupMs: positive('fanout-warmup', values['fanout-warmup']) * 1000,
-      fanoutBatch,
+      pacedBatch,
       maxLag: int('max-lag', values['max-lag']),
       profileDir: values.profile,
       waitIdle: !values['no-wait-idle'],
+      sharedConnections: values['shared-connections'],
     },
     jsonFile: values.json,
   };
@@ -172,16 +179,57 @@ function cpuMicros(pid: number): number {
   }
 }
 
+/** CPU time of every process on the machine so far (user + system, µs), with its name. */
+function allProcesses(): Map<number, { name: string; micros: number }> {
+  const out = new Map<number, { name: string; micros: number }>();
+  let pids: string[] = [];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return out;
+  }
+  for (const d of pids) {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const open = stat.indexOf('(');
+      const close = stat.lastIndexOf(')');
+      const fields = stat.slice(close + 2).split(' ');
+      out.set(Number(d), {
+        name: stat.slice(open + 1, close),
+        micros: (Number(fields[11]) + Number(fields[12])) * TICK_US,
+      });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/** The machine's CPU time by kind so far (µs, from the first line of /proc/stat). */
+function machineTimes(): Record<'user' | 'system' | 'iowait' | 'irq' | 'softirq' | 'steal', number> {
+  try {
+    const f = (readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '')
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const t = (i: number): number => (f[i] ?? 0) * TICK_US;
+    return { user: t(0) + t(1), system: t(2), iowait: t(4), irq: t(5), softirq: t(6), steal: t(7) };
+  } catch {
+    return { user: NaN, system: NaN, iowait: NaN, irq: NaN, softirq: NaN, steal: NaN };
+  }
+}
+
 /**
- * Waits until the machine is idle (under 10 % of one CPU busy over two 2-second samples), at most
+ * Waits until the machine is idle (under 10 % of one CPU busy over two 1-second samples), at most
  * `limitMs`; returns the busy fraction of the last sample, so the report can say when it was not.
  */
 async function waitForIdle(limitMs: number): Promise<number> {
   const until = Date.now() + limitMs;
   const sample = async (): Promise<number> => {
     const b0 = machineBusyMicros();
-    await sleep(2_000);
-    return (machineBusyMicros() - b0) / 2e6;
+    await sleep(1_000);
+    return (machineBusyMicros() - b0) / 1e6;
   };
   let busy = await sample();
   while (Date.now() < until) {
@@ -438,6 +486,10 @@ interface RunResult {
   firstError?: string;
   /** CPU time in the window, in CPUs (1 = one core busy). */
   cpu: { server: number; subscribers: number; publisher: number; other: number };
+  /** Other processes that used at least 0.02 CPUs in the window (kernel threads included). */
+  otherProcesses: { pid: number; name: string; cpus: number }[];
+  /** The whole machine's CPU time in the window by kind, in CPUs. */
+  machineCpu: Record<'user' | 'system' | 'iowait' | 'irq' | 'softirq' | 'steal', number>;
   /** Server CPU per delivered event, in microseconds. */
   serverCpuUsPerDelivery: number;
   clock: { maxOffsetMs: number; maxRttMs: number };
@@ -458,6 +510,7 @@ interface Target {
 
 async function oneRun(target: Target, run: RunId, params: Params): Promise<RunResult> {
   const fanout = run === 'fanout';
+  const paced = run === 'latency' || fanout;
   const total = fanout ? params.subscribers : 1;
   const procs = fanout ? Math.min(params.subscriberProcesses, total) : 1;
   const counts = Array.from(
@@ -469,13 +522,13 @@ async function oneRun(target: Target, run: RunId, params: Params): Promise<RunRe
       ? `BatchEmitEvents of ${params.batch}, ${params.inFlight} in flight`
       : run === 'unary'
         ? `EmitEvent, ${params.unaryInFlight} in flight`
-        : `${params.rate.toLocaleString('en')} events/s paced: every ${TICK_MS} ms ${(params.rate * TICK_MS) / 1000} events as ${params.fanoutBatch === 1 ? 'single EmitEvent calls' : `BatchEmitEvents of ${params.fanoutBatch}`}`;
+        : `${params.rate.toLocaleString('en')} events/s paced: every ${TICK_MS} ms ${(params.rate * TICK_MS) / 1000} events as ${params.pacedBatch === 1 ? 'single EmitEvent calls' : `BatchEmitEvents of ${params.pacedBatch}`}`;
   const idleBefore = params.waitIdle ? await waitForIdle(300_000) : NaN;
   process.stderr.write(`${target.id} ${run}: ${total} subscriber(s); ${what}\n`);
 
   const children: SubscriberChild[] = counts.map(() => new Child('subscriber.js', params.profileDir));
   const client = createClient(eventsV1.EventServiceClient, target.endpoint);
-  const publisher = new Publisher(client, procs, fanout ? Number.MAX_SAFE_INTEGER : params.maxLag);
+  const publisher = new Publisher(client, procs, paced ? Number.MAX_SAFE_INTEGER : params.maxLag);
   try {
     children.forEach((c, i) =>
       c.on((m) => {
@@ -492,6 +545,7 @@ async function oneRun(target: Target, run: RunId, params: Params): Promise<RunRe
             spec: {
               endpoint: target.endpoint,
               count: counts[i]!,
+              sharedConnection: params.sharedConnections,
               ...(startSequence !== undefined ? { startSequence } : {}),
             },
           },
@@ -509,7 +563,7 @@ async function oneRun(target: Target, run: RunId, params: Params): Promise<RunRe
 
     if (run === 'batch') publisher.closedLoop(params.batch, params.inFlight);
     else if (run === 'unary') publisher.closedLoop(1, params.unaryInFlight);
-    else publisher.paced((params.rate * TICK_MS) / 1000, params.fanoutBatch);
+    else publisher.paced((params.rate * TICK_MS) / 1000, params.pacedBatch);
 
     await sleep(fanout ? params.fanoutWarmupMs : params.warmupMs);
     const snap = (): CpuSnapshot => {
@@ -523,6 +577,8 @@ async function oneRun(target: Target, run: RunId, params: Params): Promise<RunRe
       };
     };
     const cpu0 = snap();
+    const procs0 = allProcesses();
+    const kinds0 = machineTimes();
     const acked0 = publisher.acked;
     publisher.callLatency = new Histogram();
     publisher.measuring = true;
@@ -531,6 +587,8 @@ async function oneRun(target: Target, run: RunId, params: Params): Promise<RunRe
     const measured = await Promise.all(children.map((c) => c.request({ type: 'stop-measure' }, 'measured')));
     publisher.measuring = false;
     const cpu1 = snap();
+    const procs1 = allProcesses();
+    const kinds1 = machineTimes();
     const acked1 = publisher.acked;
     await publisher.stop();
 
@@ -557,6 +615,16 @@ async function oneRun(target: Target, run: RunId, params: Params): Promise<RunRe
     const subscribersCpu = cpus(cpu0.subscribers, cpu1.subscribers);
     const publisherCpu = cpus(cpu0.publisher, cpu1.publisher);
     const delivered = measured.reduce((s, m) => s + m.received, 0);
+    const ours = new Set([process.pid, target.serverPid, ...children.map((c) => c.pid)]);
+    const otherProcesses = [...procs1]
+      .filter(([pid]) => !ours.has(pid))
+      .map(([pid, p]) => ({ pid, name: p.name, cpus: cpus(procs0.get(pid)?.micros ?? 0, p.micros) }))
+      .filter((p) => p.cpus >= 0.02)
+      .sort((a, b) => b.cpus - a.cpus)
+      .slice(0, 5);
+    const kinds = Object.fromEntries(
+      Object.entries(kinds1).map(([k, v]) => [k, cpus(kinds0[k as keyof typeof kinds0], v)]),
+    ) as RunResult['machineCpu'];
     const firstError = publisher.firstError ?? totals.find((t) => t.firstError)?.firstError;
     return {
       target: target.id,
@@ -588,6 +656,8 @@ async function oneRun(target: Target, run: RunId, params: Params): Promise<RunRe
         publisher: publisherCpu,
         other: Math.max(0, cpus(cpu0.machine, cpu1.machine) - serverCpu - subscribersCpu - publisherCpu),
       },
+      otherProcesses,
+      machineCpu: kinds,
       serverCpuUsPerDelivery: ((cpu1.server - cpu0.server) / delivered) * (elapsed / windowMs),
       clock: {
         maxOffsetMs: Math.max(...clocks.map((c) => Math.abs(c.offsetMs))),
@@ -733,6 +803,7 @@ function report(results: RunResult[], params: Params, metrics: MetricsCheck | un
     `Targets: ${TARGETS.map((t) => `${t} = ${TARGET_LABELS[t]}`).join('; ')}.`,
     'Latency: publish (the publisher stamps data.t just before the call) to the subscriber decoding the event, ms.',
     'CPU columns: CPUs busy in the measured window (1.00 = one core).',
+    `Subscriptions: ${params.sharedConnections ? 'one connection per subscriber process' : 'each on its own connection'}; batch, unary and latency runs: ${params.durationMs / 1000} s after ${params.warmupMs / 1000} s of warm-up (batch and unary: at most ${params.maxLag.toLocaleString('en')} events unreceived); fanout: ${params.fanoutDurationMs / 1000} s after ${params.fanoutWarmupMs / 1000} s.`,
     '',
     '| Target | Run | Subs | Publisher | Delivered events/s | Published events/s | p50 | p99 | max | Emit call p50 | Emit call p99 | Lost | Gaps | Server CPUs | Server µs/delivery | Subscriber CPUs | Publisher CPUs | Other CPUs |',
     '| ------ | --- | ---: | --------- | -----------------: | -----------------: | --: | --: | --: | ------------: | ------------: | ---: | ---: | ----------: | -----------------: | --------------: | -------------: | ---------: |',
@@ -766,6 +837,10 @@ function report(results: RunResult[], params: Params, metrics: MetricsCheck | un
       `clock offset to subscriber processes ≤ ${ms(r.clock.maxOffsetMs)} ms (IPC round trip ≤ ${ms(r.clock.maxRttMs)} ms)`,
       `${r.negativeLatencies} negative latencies`,
       `subscribing took ${int(r.subscribeMs)} ms`,
+      `machine: ${f2(r.machineCpu.user)} CPUs user, ${f2(r.machineCpu.system)} system, ${f2(r.machineCpu.softirq)} softirq, ${f2(r.machineCpu.steal)} steal`,
+      ...(r.otherProcesses.length > 0
+        ? [`other processes: ${r.otherProcesses.map((p) => `${p.name} (${p.pid}) ${f2(p.cpus)}`).join(', ')}`]
+        : []),
       ...(Number.isFinite(r.idleBefore)
         ? [`${Math.round(r.idleBefore * 100)} % of a CPU busy just before the run`]
         : []),
@@ -793,6 +868,11 @@ function report(results: RunResult[], params: Params, metrics: MetricsCheck | un
   if (unary)
     lines.push(
       `- INFO aetherd single EmitEvent calls, ${params.unaryInFlight} in flight: ${int(unary.deliveredPerSec)} events/s delivered, ${int(unary.publishedPerSec)} published`,
+    );
+  const lat = find('aetherd', 'latency');
+  if (lat)
+    lines.push(
+      `- INFO aetherd publish-to-deliver at ${int(params.rate)} events/s to one subscriber: p50 ${ms(lat.latency.p50)} ms, p99 ${ms(lat.latency.p99)} ms, max ${ms(lat.latency.max)} ms`,
     );
   const fan = find('aetherd', 'fanout');
   if (fan) {

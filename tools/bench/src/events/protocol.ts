@@ -139,8 +139,10 @@ export interface SubscriberTotals {
 
 export interface SubscribeSpec {
   endpoint: ClientEndpointConfig;
-  /** Subscriptions in this child, each on its own connection. */
+  /** Subscriptions in this child. */
   count: number;
+  /** One connection for all of them (else each has its own). */
+  sharedConnection: boolean;
   /** Start at this sequence (aetherd); absent: start_now (the bare server, which only streams live). */
   startSequence?: number;
 }

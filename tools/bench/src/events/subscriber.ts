@@ -59,11 +59,16 @@ function onMessage(sub: Sub, m: eventsV1.SubscribeResponse): void {
 
 async function subscribe(spec: SubscribeSpec): Promise<void> {
   const t0 = now();
-  // Connect every client first (a TLS handshake each), so that the streams open together.
+  // Connect every client first (a TLS handshake each), so that the streams open together. Clients
+  // with the same options share one connection through grpc-js's global subchannel pool, unless each
+  // has a pool of its own.
+  const shared = spec.sharedConnection ? createClient(eventsV1.EventServiceClient, spec.endpoint) : undefined;
   for (let i = 0; i < spec.count; i++) {
-    const client = createClient(eventsV1.EventServiceClient, spec.endpoint, {
-      channel: { 'grpc.use_local_subchannel_pool': 1 },
-    });
+    const client =
+      shared ??
+      createClient(eventsV1.EventServiceClient, spec.endpoint, {
+        channel: { 'grpc.use_local_subchannel_pool': 1 },
+      });
     subs.push({ client, received: 0, lastSeq: 0 });
   }
   await Promise.all(
@@ -134,10 +139,8 @@ process.on('message', (m: ToSubscriber) => {
       break;
     case 'close':
       closing = true;
-      for (const s of subs) {
-        s.stream?.cancel();
-        s.client.close();
-      }
+      for (const s of subs) s.stream?.cancel();
+      for (const s of subs) s.client.close();
       setTimeout(() => process.exit(0), 50);
       break;
   }
