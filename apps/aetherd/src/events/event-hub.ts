@@ -6,7 +6,7 @@ import { RpcError, UnavailableError } from '@aether/rpc';
 import { IdempotencyKeyReused, type EventDraft, type EventStore, type StoredEvent } from './event-store';
 import type { CompiledFilter } from './event-validation';
 
-const { GapReason, OverflowPolicy } = eventsV1;
+const { GapReason } = eventsV1;
 
 /** Events read from the store per step while a subscriber catches up. */
 const CATCH_UP_PAGE = 512;
@@ -222,11 +222,6 @@ export class EventHub {
     }
   }
 
-  /** Counted by {@link Subscription}. */
-  delivered(): void {
-    this.counters.delivered++;
-  }
-
   metrics(): metricsV1.EventMetrics {
     let buffered = 0;
     for (const s of this.subscriptions) buffered += s.buffered;
@@ -249,13 +244,13 @@ export class EventHub {
     for (const s of this.subscriptions) s.shutDown();
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.closed = true;
     clearInterval(this.pruneTimer);
     this.flush();
     for (const s of this.subscriptions) s.stop();
-    await Promise.resolve();
     this.store.close();
+    return Promise.resolve();
   }
 }
 
@@ -425,7 +420,7 @@ class Subscription {
 
   private async sendEvent(e: StoredEvent): Promise<void> {
     this.written = e.seq;
-    this.hub.delivered();
+    this.hub.counters.delivered++;
     await this.write(encodedEvent(e));
   }
 
@@ -511,5 +506,3 @@ class Subscription {
     }
   }
 }
-
-export { OverflowPolicy };

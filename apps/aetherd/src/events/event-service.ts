@@ -10,6 +10,7 @@ import {
   type ResourceRef,
   type ServiceHandlers,
 } from '@aether/rpc';
+import { invalidFields } from '../common/invalid-fields';
 import { eventToProto, type EventHub } from './event-hub';
 import type { EventDraft } from './event-store';
 import {
@@ -18,7 +19,6 @@ import {
   checkFilter,
   compileFilter,
   emptyProblems,
-  invalid,
   namespaceOf,
   requestHash,
   throwEmitProblems,
@@ -84,7 +84,7 @@ function seqOf(name: string, field = 'name'): number {
 }
 
 const throwIf = (v: Violations): void => {
-  if (v.all.length > 0) throw invalid(v.all);
+  if (v.all.length > 0) throw invalidFields(v.all);
 };
 
 /** EventService: emit (one or a batch), get, list, and subscribe with resume. */
@@ -112,7 +112,7 @@ export function eventServiceHandlers(
       mutates: true,
       validate: (req) => {
         if (req.requests.length === 0 || req.requests.length > MAX_BATCH)
-          throw invalid([{ field: 'requests', description: `must hold 1 to ${MAX_BATCH} events` }]);
+          throw invalidFields([{ field: 'requests', description: `must hold 1 to ${MAX_BATCH} events` }]);
         const p = emptyProblems();
         req.requests.forEach((r, i) => checkEmit(r, `requests[${i}].`, config.maxDataBytes, p));
         throwEmitProblems(p);

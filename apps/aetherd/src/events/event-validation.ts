@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { status as Status } from '@grpc/grpc-js';
 import { eventsV1 } from '@aether/proto';
-import { RpcError, Violations, type FieldViolation } from '@aether/rpc';
+import { Violations, type FieldViolation } from '@aether/rpc';
+import { invalidFields } from '../common/invalid-fields';
 import type { SqlFilter, StoredEvent } from './event-store';
 
 /** Dotted lowercase segments, at least two: `job.state_changed`, `training.metrics`. */
@@ -25,16 +25,6 @@ export const RESERVED_NAMESPACES: ReadonlySet<string> = new Set([
 ]);
 /** Filter lists longer than this are refused (a filter is matched against every live event). */
 const MAX_FILTER_VALUES = 64;
-
-/** INVALID_ARGUMENT with a reason, the first bad field in ErrorInfo metadata, and every violation. */
-export function invalid(violations: readonly FieldViolation[], reason = 'INVALID_FIELD'): RpcError {
-  return new RpcError(
-    Status.INVALID_ARGUMENT,
-    reason,
-    violations.map((v) => `${v.field}: ${v.description}`).join('; '),
-    { metadata: { field: violations[0]?.field ?? '' }, fieldViolations: violations },
-  );
-}
 
 const utf8 = (s: string): number => Buffer.byteLength(s, 'utf8');
 const show = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
@@ -101,7 +91,7 @@ export function checkEmit(
 /** Throws the error for what {@link checkEmit} found, if anything. */
 export function throwEmitProblems(p: EmitProblems): void {
   if (p.violations.length === 0) return;
-  throw invalid(
+  throw invalidFields(
     p.violations,
     p.tooLarge ? 'EVENT_TOO_LARGE' : p.reserved ? 'EVENT_TYPE_RESERVED' : 'INVALID_FIELD',
   );

@@ -2,15 +2,13 @@ import { createHash } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
 import type { MemoryConfig } from '@aether/config';
 import { memoryV1 } from '@aether/proto';
-import {
-  ResourceExhaustedError,
-  RpcError,
-  Violations,
-  type CallContext,
-  type FieldViolation,
-} from '@aether/rpc';
+import { ResourceExhaustedError, RpcError, Violations, type CallContext } from '@aether/rpc';
+import { invalidFields } from '../common/invalid-fields';
 import { hasLoneSurrogate } from './code-points';
 import type { VersionContent } from './memory-store';
+
+/** Shared with the other services (see common/invalid-fields). */
+export { invalidFields };
 
 const { EntryKind } = memoryV1;
 
@@ -43,15 +41,6 @@ export const UPDATABLE_PATHS = [
 export type UpdatablePath = (typeof UPDATABLE_PATHS)[number];
 
 /** INVALID_ARGUMENT / INVALID_FIELD for every violation at once; metadata `field` names the first. */
-export function invalidFields(violations: readonly FieldViolation[]): RpcError {
-  return new RpcError(
-    Status.INVALID_ARGUMENT,
-    'INVALID_FIELD',
-    violations.map((v) => `${v.field}: ${v.description}`).join('; '),
-    { metadata: { field: violations[0]?.field ?? '' }, fieldViolations: violations },
-  );
-}
-
 export function throwIfInvalid(v: Violations): void {
   if (v.all.length > 0) throw invalidFields(v.all);
 }
