@@ -21,3 +21,4 @@ export { descriptorSet, DESCRIPTOR_SET_PATH } from './descriptors';
 export { timestampFromDate, dateFromTimestamp, durationFromMs, msFromDuration } from './well-known';
 export * as governanceV1 from './gen/aether/governance/v1/governance';
 export { TERMINAL_JOB_STATES, isTerminalJobState } from './job-states';
+export { jobPolicyResource, type PolicyResourceShape } from './policy-resources';

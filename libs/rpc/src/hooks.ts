@@ -23,6 +23,13 @@ export interface Decision {
   policySetHash?: string;
   /** Id of the capability token that took part, if any. */
   tokenId?: string;
+  /** The verified `on_behalf_of` of that token: whom the work is done for; recorded in the audit log. */
+  onBehalfOf?: string;
+  /**
+   * Set when a human approval turned an `ask` into this `allow`: the approver's SPIFFE ID (see
+   * `GovernedPolicy` in @aether/daemon for when an approval token counts).
+   */
+  approvedBy?: string;
 }
 
 export interface PolicyQuery {
@@ -54,6 +61,8 @@ export interface CallRecord {
   durationMs: number;
   /** Id of the capability token the call carried, if any. */
   tokenId?: string;
+  /** Whom the call was made for, from the token's verified `on_behalf_of` (e.g. the approving human). */
+  onBehalfOf?: string;
 }
 
 /**

@@ -32,6 +32,7 @@ export {
   clientStream,
   bidiStream,
   actionName,
+  serviceResource,
   type CallContext,
   type ServiceHandlers,
   type UnaryMethod,
@@ -50,7 +51,7 @@ export type {
   PolicyQuery,
   CallRecord,
 } from './hooks';
-export { type Principal, principalFromCall } from './principal';
+export { type Principal, principalFromCall, principalFromSpiffeId } from './principal';
 export { REQUEST_ID_KEY, INTENT_ID_KEY, JOB_ID_KEY, AUTHORIZATION_KEY } from './correlation';
 export {
   SocketPathError,
@@ -60,3 +61,7 @@ export {
   removeSocket,
 } from './socket';
 export { ReflectionResponder } from './reflection';
+export { newId } from './ulid';
+export { checkLabels, MAX_LABELS } from './labels';
+export { parseLabelSelector } from './label-selector';
+export { invalidFields } from './invalid-fields';

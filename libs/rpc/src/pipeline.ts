@@ -120,6 +120,14 @@ export interface PipelineOptions {
   observers?: readonly CallObserver[];
 }
 
+/**
+ * The resource policy decides on for a method that defines no `resource` function: the service itself,
+ * e.g. `{ type: 'service', id: 'intents' }` for `intents.ApproveIntent`.
+ */
+export function serviceResource(action: string): ResourceRef {
+  return { type: 'service', id: action.split('.')[0] ?? action };
+}
+
 /** `/aether.jobs.v1.JobService/SubmitJob` → `jobs.SubmitJob`. */
 export function actionName(path: string): string {
   const [, service = '', method = ''] = /^\/(.+)\/([^/]+)$/.exec(path) ?? [];
@@ -199,7 +207,7 @@ function makeHandler(
         : undefined;
     const bearerToken = bearerTokenFrom(call.metadata);
     let principal: Principal | undefined;
-    let resource: ResourceRef = { type: 'service', id: action.split('.')[0] ?? action };
+    let resource = serviceResource(action);
     let decision: Decision = { effect: 'deny', policyIds: [], reason: 'not evaluated' };
     let outcome: RpcError | undefined;
     let response: unknown;
@@ -281,6 +289,7 @@ function makeHandler(
       ...(outcome ? { error: outcome.message } : {}),
       durationMs,
       ...(decision.tokenId ? { tokenId: decision.tokenId } : {}),
+      ...(decision.onBehalfOf ? { onBehalfOf: decision.onBehalfOf } : {}),
     };
     try {
       await options.audit.record(record, { durable });

@@ -1,5 +1,5 @@
 import type { PeerCertificate } from 'node:tls';
-import { spiffeIdsFromSubjectAltName } from '@aether/pki';
+import { SpiffeId, spiffeIdsFromSubjectAltName } from '@aether/pki';
 import { UnauthenticatedError } from './errors';
 
 /** Who is calling, as established by the transport. Handlers get it; it never comes from a request field. */
@@ -53,4 +53,20 @@ export function socketPrincipal(trustDomain: string): Principal {
     name: 'local-socket',
     authenticatedBy: 'socket',
   };
+}
+
+/**
+ * The principal a SPIFFE ID names when it is not the caller of this connection but one the caller vouches
+ * for (e.g. the human on whose behalf a capability token was minted), so policy can be asked about it.
+ * Throws InvalidSpiffeIdError for a malformed ID and UnauthenticatedError for one outside `trustDomain`.
+ */
+export function principalFromSpiffeId(spiffeId: string, trustDomain: string): Principal {
+  const id = SpiffeId.parse(spiffeId);
+  if (id.trustDomain !== trustDomain) {
+    throw new UnauthenticatedError(
+      `identity ${id.toString()} is outside trust domain ${trustDomain}`,
+      'FOREIGN_TRUST_DOMAIN',
+    );
+  }
+  return { id: id.toString(), trustDomain: id.trustDomain, name: id.path, authenticatedBy: 'certificate' };
 }

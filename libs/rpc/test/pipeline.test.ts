@@ -210,6 +210,30 @@ describe('the request pipeline', () => {
     expect(added[1]).toMatchObject({ durable: false, rec: { requestId: 'r-read', outcome: 'NOT_FOUND' } });
   });
 
+  it('runs an approved call and audits its token and on whose behalf it was made', async () => {
+    decision = {
+      effect: 'allow',
+      policyIds: ['ask-gpu'],
+      reason: 'approved by spiffe://aether.local/admin: GPU use needs a human',
+      tokenId: 'tok-7',
+      onBehalfOf: 'spiffe://aether.local/admin',
+      approvedBy: 'spiffe://aether.local/admin',
+    };
+    const res = await submit({ argv: ['/bin/true'] }, { requestId: 'r-approved' });
+    decision = { effect: 'allow', policyIds: ['test-allow'], reason: 'test' };
+    expect(res.job?.name).toBe('jobs/1');
+    expect(records[records.length - 1]).toMatchObject({
+      durable: true,
+      rec: {
+        requestId: 'r-approved',
+        outcome: 'OK',
+        tokenId: 'tok-7',
+        onBehalfOf: 'spiffe://aether.local/admin',
+        decision: { effect: 'allow', approvedBy: 'spiffe://aether.local/admin' },
+      },
+    });
+  });
+
   it('fails a state-changing call closed with UNAVAILABLE when its audit record cannot be written', async () => {
     auditBroken = true;
     const err = (await submit({ argv: ['/bin/true'] }).catch((e: unknown) => e)) as RpcError;

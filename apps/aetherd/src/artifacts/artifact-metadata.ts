@@ -1,7 +1,7 @@
 import { status as Status } from '@grpc/grpc-js';
 import { artifactsV1 } from '@aether/proto';
 import { RpcError, type Violations } from '@aether/rpc';
-import { checkLabels } from '../common/labels';
+import { checkLabels } from '@aether/rpc';
 
 /** `artifacts/{id}` with a lowercase ULID. */
 export const ARTIFACT_NAME = /^artifacts\/([0-9a-z]{26})$/;

@@ -12,7 +12,7 @@ import {
   type ResourceRef,
   type ServiceHandlers,
 } from '@aether/rpc';
-import { parseLabelSelector } from '../common/label-selector';
+import { parseLabelSelector } from '@aether/rpc';
 import { artifactName } from './artifact-errors';
 import {
   ARTIFACT_NAME,

@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import type { Logger } from '@aether/log';
 import { artifactsV1 } from '@aether/proto';
 import { Violations } from '@aether/rpc';
-import { newId } from '../common/ulid';
+import { newId } from '@aether/rpc';
 import {
   artifactNotFound,
   blobCorrupted,

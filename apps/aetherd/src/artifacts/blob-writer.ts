@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { copyFile, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { newId } from '../common/ulid';
+import { newId } from '@aether/rpc';
 import { ingestAborted, limitExceeded } from './artifact-errors';
 import type { Reservation } from './space';
 

@@ -10,7 +10,7 @@ import {
   type ResourceRef,
   type ServiceHandlers,
 } from '@aether/rpc';
-import { invalidFields } from '../common/invalid-fields';
+import { invalidFields } from '@aether/rpc';
 import { eventToProto, type EventHub } from './event-hub';
 import type { EventDraft } from './event-store';
 import {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { eventsV1 } from '@aether/proto';
 import { Violations, type FieldViolation } from '@aether/rpc';
-import { invalidFields } from '../common/invalid-fields';
+import { invalidFields } from '@aether/rpc';
 import type { SqlFilter, StoredEvent } from './event-store';
 
 /** Dotted lowercase segments, at least two: `job.state_changed`, `training.metrics`. */

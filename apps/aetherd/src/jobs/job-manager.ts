@@ -26,7 +26,7 @@ import {
   type JobSandbox,
   type SandboxProfile,
 } from '@aether/sandbox';
-import { newId } from '../common/ulid';
+import { newId } from '@aether/rpc';
 import type { JobArtifacts, OutputOutcome } from './job-artifacts';
 import { BASE_ENV, checkMountAllowed, deviceNodes, signalOf } from './job-spec';
 import {

@@ -1,6 +1,6 @@
 import { status as Status } from '@grpc/grpc-js';
 import type { JobsConfig } from '@aether/config';
-import { durationFromMs, jobsV1, msFromDuration, timestampFromDate } from '@aether/proto';
+import { durationFromMs, jobPolicyResource, jobsV1, msFromDuration, timestampFromDate } from '@aether/proto';
 import {
   InvalidArgumentError,
   RpcError,
@@ -11,9 +11,8 @@ import {
   type ResourceRef,
   type ServiceHandlers,
 } from '@aether/rpc';
-import { parseLabelSelector } from '../common/label-selector';
+import { parseLabelSelector } from '@aether/rpc';
 import type { JobManager } from './job-manager';
-import { jobPolicyResource } from './job-policy-resource';
 import { signalName, validateSubmit, withDefaults, type HostLimits } from './job-spec';
 import type { JobRecord } from './job-store';
 

@@ -1,5 +1,5 @@
 import { ARTIFACT_NAME } from '../artifacts/artifact-metadata';
-import { checkLabels } from '../common/labels';
+import { checkLabels } from '@aether/rpc';
 import { realpathSync, statSync } from 'node:fs';
 import { availableParallelism, constants as osConstants, totalmem } from 'node:os';
 import { posix } from 'node:path';

@@ -4,7 +4,7 @@ import { status as Status } from '@grpc/grpc-js';
 import Database from 'better-sqlite3';
 import { memoryV1 } from '@aether/proto';
 import { ResourceExhaustedError, RpcError } from '@aether/rpc';
-import { newId } from '../common/ulid';
+import { newId } from '@aether/rpc';
 import { metaTokens } from './filter-tokens';
 import { GroupCommit } from './group-commit';
 import type { SplitPassage } from './passages';

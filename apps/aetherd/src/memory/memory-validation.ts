@@ -3,7 +3,7 @@ import { status as Status } from '@grpc/grpc-js';
 import type { MemoryConfig } from '@aether/config';
 import { memoryV1 } from '@aether/proto';
 import { ResourceExhaustedError, RpcError, Violations, type CallContext } from '@aether/rpc';
-import { invalidFields } from '../common/invalid-fields';
+import { invalidFields } from '@aether/rpc';
 import { hasLoneSurrogate } from './code-points';
 import type { VersionContent } from './memory-store';
 

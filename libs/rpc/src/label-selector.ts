@@ -1,5 +1,5 @@
 import { status as Status } from '@grpc/grpc-js';
-import { RpcError } from '@aether/rpc';
+import { RpcError } from './errors';
 
 type Requirement = { op: 'eq' | 'ne'; key: string; value: string } | { op: 'exists' | 'absent'; key: string };
 

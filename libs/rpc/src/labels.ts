@@ -1,4 +1,4 @@
-import type { Violations } from '@aether/rpc';
+import type { Violations } from './errors';
 
 /** At most this many labels on one object. */
 export const MAX_LABELS = 64;

@@ -1,5 +1,5 @@
 import { status as Status } from '@grpc/grpc-js';
-import { RpcError, type FieldViolation } from '@aether/rpc';
+import { RpcError, type FieldViolation } from './errors';
 
 /**
  * INVALID_ARGUMENT with every violation, the first bad field in ErrorInfo metadata (`field`), and a reason
