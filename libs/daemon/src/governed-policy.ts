@@ -6,7 +6,15 @@ import {
   TokenVerifier,
   type CapabilityClaims,
 } from '@aether/tokens';
-import { UnauthenticatedError, type Decision, type PolicyHook, type PolicyQuery } from '@aether/rpc';
+import {
+  principalFromSpiffeId,
+  serviceResource,
+  UnauthenticatedError,
+  type Decision,
+  type PolicyHook,
+  type PolicyQuery,
+  type Principal,
+} from '@aether/rpc';
 
 /** Turns a bearer token presented by `presenter` into verified claims, or throws TokenError. */
 export type VerifyToken = (token: string, presenter: string) => Promise<CapabilityClaims>;
@@ -48,10 +56,34 @@ export function fileTokenVerifier(publicKeyFile: string, issuer: string, audienc
   };
 }
 
+/** The action whose permission makes an identity an approver: the RPC by which aurorad takes approvals. */
+export const APPROVE_ACTION = 'intents.ApproveIntent';
+
 /**
  * The policy hook every daemon runs: a presented capability token is verified first (a bad one is
  * UNAUTHENTICATED with the token's reason), its claims go into the policy context so that policy can
- * only narrow what the caller's identity may do, and the token id is carried into the audit record.
+ * only narrow what the caller's identity may do, and the token id and its `on_behalf_of` are carried
+ * into the audit record.
+ *
+ * **Approval tokens.** A decision of `ask` (permitted only by an `@ask` policy) becomes `allow`, with
+ * reason `approved by <approver>: <the ask reason>`, the same policy ids and `approvedBy` set, when all of
+ * these hold, and stays `ask` otherwise:
+ * - the verified token has an `onBehalfOf` (the approver);
+ * - the token has an `intentId` equal to the call's intent id (`x-aether-intent-id`);
+ * - the token's `actions` name the called action itself (not a group such as `jobs.*`, nor `*`);
+ * - the approver is a SPIFFE ID in the caller's trust domain, and the same policy engine allows that
+ *   identity `intents.ApproveIntent` on the resource aurorad's pipeline decides that call on (the
+ *   `intents` service).
+ *
+ * The engine has already decided with the token's claims in context, so the token's forbids still apply
+ * (an approval for a 2-CPU job does not let a 4-CPU job through) and any forbid still wins: an approval
+ * only answers an `ask`, it never overrides a `deny`.
+ *
+ * Trust: the approver does not sign anything. aetherd trusts the caller's (aurorad's) statement of who
+ * approved only as far as policy lets that identity approve; a compromised aurorad could still name an
+ * admin as the approver of a step no human approved. What bounds it: only `ask` steps, only the exact
+ * action and the constraints of the token aurorad minted, and every such call is audited with the token
+ * id and the named approver.
  */
 export class GovernedPolicy implements PolicyHook {
   constructor(
@@ -84,6 +116,35 @@ export class GovernedPolicy implements PolicyHook {
       ...(claims.intentId ? { intentId: claims.intentId } : {}),
     };
     const decision = this.engine.decide({ ...query, context: { ...query.context, token } });
-    return { ...decision, tokenId: claims.id };
+    const approvedBy = decision.effect === 'ask' ? this.approver(query, claims) : undefined;
+    return {
+      ...decision,
+      ...(approvedBy
+        ? { effect: 'allow', reason: `approved by ${approvedBy}: ${decision.reason}`, approvedBy }
+        : {}),
+      tokenId: claims.id,
+      ...(claims.onBehalfOf ? { onBehalfOf: claims.onBehalfOf } : {}),
+    };
+  }
+
+  /** The approver an approval token names, when it may answer this `ask` (see the class comment). */
+  private approver(query: PolicyQuery, claims: CapabilityClaims): string | undefined {
+    const approver = claims.onBehalfOf;
+    if (!approver) return undefined;
+    if (!claims.intentId || claims.intentId !== query.context.intentId) return undefined;
+    if (!claims.actions.includes(query.action)) return undefined;
+    let principal: Principal;
+    try {
+      principal = principalFromSpiffeId(approver, query.principal.trustDomain);
+    } catch {
+      return undefined;
+    }
+    const mayApprove = this.engine.decide({
+      principal,
+      action: APPROVE_ACTION,
+      resource: serviceResource(APPROVE_ACTION),
+      context: { requestId: query.context.requestId, intentId: claims.intentId },
+    });
+    return mayApprove.effect === 'allow' ? principal.id : undefined;
   }
 }

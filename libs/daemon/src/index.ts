@@ -4,6 +4,7 @@ export { prepareAuditCheckpoints, type AuditCheckpointFiles } from './audit-chec
 export { UpstreamWatch } from './upstream';
 export {
   GovernedPolicy,
+  APPROVE_ACTION,
   fileTokenVerifier,
   type VerifyToken,
   type PolicyTokenClaims,

@@ -79,6 +79,13 @@ export interface Decision {
   policySetHash?: string;
   /** The capability token that took part, if any. */
   tokenId?: string;
+  /** That token's verified `on_behalf_of`: whom the work is done for (set by the token layer). */
+  onBehalfOf?: string;
+  /**
+   * Set when a human approval turned an `ask` into this `allow`: the approver's SPIFFE ID. The engine
+   * never sets it; the token layer does (`GovernedPolicy` in @aether/daemon).
+   */
+  approvedBy?: string;
 }
 
 /** A place in a policy or schema file, with what is wrong there. Line and column count from 1. */

@@ -33,7 +33,7 @@ describe('the shipped default policy (deploy/policy)', () => {
     }
   });
 
-  it('lets aurorad submit a sandboxed job with no network and bounded resources', () => {
+  it('lets aurorad submit a sandboxed job with no network within its defaults', () => {
     expect(decide('aurorad', 'jobs.SubmitJob', job())).toMatchObject({
       effect: 'allow',
       policyIds: ['aurorad-submit-job'],
@@ -48,29 +48,59 @@ describe('the shipped default policy (deploy/policy)', () => {
     expect(decide('aurorad', 'jobs.SubmitJob', atTheBounds).effect).toBe('allow');
   });
 
-  it('asks for a human approval when aurorad wants host network, naming the policy', () => {
-    expect(decide('aurorad', 'jobs.SubmitJob', job({ network: 'host' }))).toMatchObject({
-      effect: 'ask',
-      policyIds: ['aurorad-submit-job-host-network'],
-      reason: 'aurorad asks for a job with host network; a human must approve it',
-    });
+  it('denies aurorad host network by aurorad-job-no-network, within its defaults or not', () => {
+    for (const wanted of [{ network: 'host' }, { network: 'host', timeoutSeconds: 7200 }]) {
+      expect(decide('aurorad', 'jobs.SubmitJob', job(wanted))).toMatchObject({
+        effect: 'deny',
+        policyIds: ['aurorad-job-no-network'],
+        reason: 'aurorad jobs get no network',
+      });
+    }
+    const unstated = job();
+    delete unstated.attributes?.['network'];
+    expect(decide('aurorad', 'jobs.SubmitJob', unstated).policyIds).toEqual(['aurorad-job-no-network']);
   });
 
-  it('denies aurorad a 64 GiB job by aurorad-job-resource-bounds, and any other bound it exceeds', () => {
-    expect(decide('aurorad', 'jobs.SubmitJob', job({ memoryBytes: 64 * GiB }))).toMatchObject({
+  it('asks for a human approval when aurorad wants more than its defaults, up to the ceiling', () => {
+    const large = {
+      effect: 'ask',
+      policyIds: ['aurorad-submit-job-large'],
+      reason:
+        "aurorad asks for a large job; a human must approve a job larger than aurorad's defaults (2 CPUs, 4 GiB, 1024 pids, 1 h)",
+    };
+    for (const over of [
+      { cpuMillicores: 2001 },
+      { memoryBytes: 4 * GiB + 1 },
+      { pidsMax: 1025 },
+      { timeoutSeconds: 3601 },
+      { timeoutSeconds: 7200 },
+    ]) {
+      expect([over, decide('aurorad', 'jobs.SubmitJob', job(over))]).toMatchObject([over, large]);
+    }
+    const atTheCeiling = job({
+      cpuMillicores: 8000,
+      memoryBytes: 16 * GiB,
+      pidsMax: 4096,
+      timeoutSeconds: 86400,
+    });
+    expect(decide('aurorad', 'jobs.SubmitJob', atTheCeiling)).toMatchObject(large);
+  });
+
+  it('denies aurorad a job over the ceiling by aurorad-job-resource-bounds, approval or not', () => {
+    expect(decide('aurorad', 'jobs.SubmitJob', job({ memoryBytes: 20 * GiB }))).toMatchObject({
       effect: 'deny',
       policyIds: ['aurorad-job-resource-bounds'],
-      reason: 'aurorad jobs are limited to 2000 millicores, 4 GiB of memory, 1024 pids and 3600 s',
+      reason: 'aurorad jobs are limited to 8000 millicores, 16 GiB of memory, 4096 pids and 86400 s',
     });
-    for (const over of [{ cpuMillicores: 2001 }, { pidsMax: 1025 }, { timeoutSeconds: 3601 }]) {
+    for (const over of [{ cpuMillicores: 8001 }, { pidsMax: 4097 }, { timeoutSeconds: 86401 }]) {
       expect(decide('aurorad', 'jobs.SubmitJob', job(over)).policyIds).toEqual([
         'aurorad-job-resource-bounds',
       ]);
     }
-    // A forbid wins over the host-network ask as well.
-    expect(decide('aurorad', 'jobs.SubmitJob', job({ network: 'host', memoryBytes: 64 * GiB })).effect).toBe(
-      'deny',
-    );
+    // Every forbid that holds is named.
+    expect(
+      decide('aurorad', 'jobs.SubmitJob', job({ network: 'host', memoryBytes: 64 * GiB })).policyIds,
+    ).toEqual(['aurorad-job-no-network', 'aurorad-job-resource-bounds']);
   });
 
   it('denies aurorad GPU devices, host mounts and unsandboxed profiles, each by its policy', () => {
@@ -344,14 +374,18 @@ describe('the shipped default policy (deploy/policy)', () => {
       ]);
     });
 
-    it('never widen: a token granting host network leaves aurorad at ask, cfcd denied, a stranger denied', () => {
+    it('never widen: a token granting host network or large jobs leaves aurorad denied or at ask', () => {
       const host = { actions: ['*'], constraints: { network: 'host' as const, allowDevices: true } };
       expect(
-        decide('aurorad', 'jobs.SubmitJob', job({ network: 'host' }), { token: token(host) }),
-      ).toMatchObject({
-        effect: 'ask',
-        policyIds: ['aurorad-submit-job-host-network'],
+        decide('aurorad', 'jobs.SubmitJob', job({ network: 'host' }), { token: token(host) }).policyIds,
+      ).toEqual(['aurorad-job-no-network']);
+      const wide = token({
+        actions: ['jobs.SubmitJob'],
+        constraints: { maxCpuMillicores: 8000, maxTimeoutSeconds: 86400 },
       });
+      expect(
+        decide('aurorad', 'jobs.SubmitJob', job({ timeoutSeconds: 7200 }), { token: wide }),
+      ).toMatchObject({ effect: 'ask', policyIds: ['aurorad-submit-job-large'], tokenId: 'tok-1' });
       expect(
         decide('aurorad', 'jobs.SubmitJob', job({ devices: ['nvidia.com/gpu=0'] }), { token: token(host) })
           .policyIds,

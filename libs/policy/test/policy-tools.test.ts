@@ -105,7 +105,7 @@ describe('explain and queryFromArgs (aether policy check)', () => {
       effect: 'forbid',
       file: join(SHIPPED_DIR, 'aurorad.cedar'),
       line: expect.any(Number) as number,
-      reason: expect.stringMatching(/limited to 2000 millicores/) as string,
+      reason: expect.stringMatching(/limited to 8000 millicores/) as string,
     });
     expect(e.errors).toEqual([]);
     expect(e.policySetHash).toBe(engine.hash);
@@ -117,13 +117,13 @@ describe('explain and queryFromArgs (aether policy check)', () => {
       action: 'jobs.SubmitJob',
       resource: 'job',
       attrs: [
-        'network=host',
+        'network=none',
         'mounts=[]',
         'devices=[]',
         'cpuMillicores=1',
         'memoryBytes=1',
         'pidsMax=1',
-        'timeoutSeconds=1',
+        'timeoutSeconds=7200',
         'profile=',
       ],
     });
@@ -131,7 +131,7 @@ describe('explain and queryFromArgs (aether policy check)', () => {
       decision: { effect: 'ask' },
       determining: [
         {
-          id: 'aurorad-submit-job-host-network',
+          id: 'aurorad-submit-job-large',
           effect: 'permit',
           ask: expect.stringMatching(/approve/) as string,
         },

@@ -65,6 +65,7 @@ describe('policy slicing', () => {
     undefined,
     job(),
     job({ network: 'host' }),
+    job({ timeoutSeconds: 7200 }),
     job({ devices: ['nvidia.com/gpu=0'], memoryBytes: 16 * GiB }),
     job({ profile: 'evil' }),
     { type: 'job', id: 'j1' },

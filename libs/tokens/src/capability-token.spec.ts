@@ -41,10 +41,11 @@ describe('capability tokens', () => {
   });
 
   it('round-trips every claim through an EdDSA-signed JWT', async () => {
-    const { token, claims } = await signer.mint(input);
+    const { token, claims } = await signer.mint({ ...input, onBehalfOf: 'spiffe://aether.local/admin' });
     expect(token.split('.')).toHaveLength(3);
     const verified = await verifier.verify(token, { audience: 'aetherd', presenter: AURORAD });
     expect(verified).toEqual(claims);
+    expect(verified).toMatchObject({ intentId: 'intent-1', onBehalfOf: 'spiffe://aether.local/admin' });
     expect(verified.expiresAt.getTime() - verified.issuedAt.getTime()).toBe(600_000);
   });
 

@@ -290,7 +290,7 @@ function queryMix(): PolicyQuery[] {
   return [
     q('aurorad', 'jobs.SubmitJob', job()),
     q('aurorad', 'jobs.GetJob', { type: 'job', id: 'job-1' }),
-    q('aurorad', 'jobs.SubmitJob', job({ network: 'host' })),
+    q('aurorad', 'jobs.SubmitJob', job({ timeoutSeconds: 7200 })),
     q('aurorad', 'jobs.SubmitJob', job({ memoryBytes: 64 * GiB })),
     q(
       'cfcd',
