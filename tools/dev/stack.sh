@@ -12,10 +12,11 @@ daemons=(aetherd aurorad cfcd)
 cli() { node "$root/apps/cli/dist/main.js" --config "$dev/client.yaml" "$@"; }
 
 write_configs() {
-  mkdir -p "$dev"/{etc,run,state,log,audit,policy}
+  mkdir -p "$dev"/{etc,run,state,log,audit,policy,playbooks}
   chmod 0750 "$dev/run"
-  # The shipped default policy; files you edited there are kept.
+  # The shipped default policy and playbooks; files you edited there are kept.
   cp -n "$root"/deploy/policy/* "$dev/policy/"
+  cp -n "$root"/deploy/aurora/playbooks/* "$dev/playbooks/"
   local d state
   for d in "${daemons[@]}"; do
     case $d in aetherd) state=$dev/state/aetherd ;; aurorad) state=$dev/state/aurora ;; cfcd) state=$dev/state/cfc ;; esac
@@ -51,6 +52,17 @@ aetherd:
   caFile: $dev/pki/ca.crt
   certFile: $dev/pki/$d.crt
   keyFile: $dev/pki/$d.key
+YAML
+    fi
+    if [ "$d" = aurorad ]; then
+      cat >> "$dev/etc/$d.yaml" <<YAML
+cfcd:
+  socket: $dev/run/cfcd.sock
+  caFile: $dev/pki/ca.crt
+  certFile: $dev/pki/$d.crt
+  keyFile: $dev/pki/$d.key
+aurora:
+  playbookDirs: [$dev/playbooks]
 YAML
     fi
   done
@@ -130,17 +142,22 @@ up() {
   cli events ls --source aetherd --all-pages | tail -n 6 | sed 's/^/  /' || true
   echo
   echo "==> metrics: the same numbers a Prometheus scraper gets"
-  cli metrics --section jobs,events,rpc | head -n 16 | sed 's/^/  /' || true  echo
+  cli metrics --section jobs,events,rpc | head -n 16 | sed 's/^/  /' || true
+  echo
   echo "==> the same API from another client: buf curl through server reflection, jobs.ListJobs"
   node_modules/.bin/buf curl --unix-socket "$dev/run/aetherd.sock" --protocol grpc \
     --cacert "$dev/pki/ca.crt" --cert "$dev/pki/admin.crt" --key "$dev/pki/admin.key" --servername aetherd \
     -d '{"pageSize": 1, "view": "JOB_VIEW_BASIC"}' https://aetherd/aether.jobs.v1.JobService/ListJobs 2>&1 \
     | grep -E '"(name|state|argv|exitCode)"|^ +"/' | sed 's/^/  /' || true
   echo
-  echo "==> policy (Cedar, deploy/policy): may aurorad run a job with host network?"
+  echo "==> policy (Cedar, deploy/policy): may aurorad run a job with host network? (no: deny)"
   cli policy check --dir "$dev/policy" --principal aurorad --action jobs.SubmitJob --resource job \
     --attr network='"host"' --attr cpuMillicores=500 --attr memoryBytes=1073741824 --attr pidsMax=100 \
     --attr timeoutSeconds=60 --attr mounts='[]' --attr devices='[]' --attr profile='""' | sed 's/^/  /' || true
+  echo "==> policy: may aurorad run a 2-hour job with no network? (only once a human approves: ask)"
+  cli policy check --dir "$dev/policy" --principal aurorad --action jobs.SubmitJob --resource job \
+    --attr network='"none"' --attr cpuMillicores=500 --attr memoryBytes=1073741824 --attr pidsMax=100 \
+    --attr timeoutSeconds=7200 --attr mounts='[]' --attr devices='[]' --attr profile='""' | sed 's/^/  /' || true
   echo
   echo "==> audit: every call above is in a hash-chained log"
   cli audit tail "$dev/audit/aetherd.jsonl" | tail -n 3 | sed 's/^/  /'

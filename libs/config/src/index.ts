@@ -31,3 +31,13 @@ export {
   type MemoryConfig,
   type EventsConfig,
 } from './storage';
+export {
+  auroradConfigSchema,
+  auroraConfigSchema,
+  intentLimitsSchema,
+  defaultAuroradConfig,
+  defaultAuroraConfig,
+  type AuroradConfig,
+  type AuroraConfig,
+  type IntentLimits,
+} from './aurora';

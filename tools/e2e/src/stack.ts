@@ -26,6 +26,8 @@ export interface StackOptions {
   memory?: Record<string, unknown>;
   /** Overrides of aetherd's `events` configuration (e.g. maxEvents, subscriberBuffer). */
   events?: Record<string, unknown>;
+  /** Overrides of aurorad's `aurora` configuration (e.g. limits, playbookDirs, modelPlanner). */
+  aurora?: Record<string, unknown>;
 }
 
 /** A daemon running as a real process, with its JSON log lines collected. */
@@ -97,6 +99,10 @@ export class Stack {
   get policyDir(): string {
     return join(this.dir, 'policy');
   }
+  /** aurorad's playbooks: a copy of the shipped ones (deploy/aurora/playbooks). */
+  get playbookDir(): string {
+    return join(this.dir, 'playbooks');
+  }
   auditPath(d: Daemon): string {
     return join(this.dir, 'audit', `${d}.jsonl`);
   }
@@ -120,7 +126,11 @@ export class Stack {
       shutdownGraceMs: 2_000,
     };
     if (d !== 'aetherd') cfg['aetherd'] = { socket: this.socket('aetherd'), ...tls(d) };
-    else {
+    if (d === 'aurorad') {
+      cfg['cfcd'] = { socket: this.socket('cfcd'), ...tls(d) };
+      cfg['aurora'] = { playbookDirs: [this.playbookDir], ...this.options.aurora };
+    }
+    if (d === 'aetherd') {
       (cfg['tokens'] as Record<string, string>)['signingKeyFile'] = join(
         this.dir,
         'state',
@@ -147,6 +157,7 @@ export class Stack {
       names: ['aetherd', 'aurorad', 'cfcd', 'admin', ...(this.options.extraIdentities ?? [])],
     });
     cpSync(join(repoRoot, 'deploy', 'policy'), this.policyDir, { recursive: true });
+    cpSync(join(repoRoot, 'deploy', 'aurora', 'playbooks'), this.playbookDir, { recursive: true });
     for (const d of DAEMON_NAMES) writeFileSync(this.configPath(d), stringify(this.config(d)));
     const endpoint = (d: Daemon): Record<string, string> => ({
       socket: this.socket(d),
