@@ -5,6 +5,7 @@ import { auditCommand } from './commands/audit';
 import { doctorCommand } from './commands/doctor';
 import { eventsCommand } from './commands/events';
 import { healthCommand } from './commands/health';
+import { intentCommand } from './commands/intent';
 import { jobsCommand } from './commands/jobs';
 import { memoryCommand } from './commands/memory';
 import { metricsCommand } from './commands/metrics';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   program.addCommand(artifactsCommand());
   program.addCommand(memoryCommand());
   program.addCommand(eventsCommand());
+  program.addCommand(intentCommand());
   program.addCommand(metricsCommand());
   program.addCommand(topCommand());
   program.addCommand(pkiCommand());
