@@ -169,11 +169,20 @@ up() {
   else
     cli audit verify "$dev/audit/aetherd.jsonl" | sed 's/^/  /'
   fi
+  echo
+  echo "==> intents (aurorad): one sentence becomes a checked plan — a sandboxed job, its output as an artifact,"
+  echo "    a memory note, and an answer from memory with citations; every step carries the intent id"
+  cli intent --watch "run python3 -c 'print(6*7)' and record the output" | sed 's/^/  /' || true
+  echo
+  echo "==> an intent that policy denies before anything runs: a job with host network for aurorad"
+  cli intent --goal run-command --param command='python3 -c "import urllib.request"' \
+    --param network=NETWORK_MODE_HOST | sed 's/^/  /' || true
   cat <<MSG
 
 The stack is running. Try:
   export AETHER_CONFIG=$dev/client.yaml
   node apps/cli/dist/main.js health
+  node apps/cli/dist/main.js intent --watch "what do we know about sandbox"
 Stop it with: npm stop
 MSG
 }

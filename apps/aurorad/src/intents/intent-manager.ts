@@ -979,7 +979,8 @@ export function describeResult(tool: string, r: JsonObject): string {
     parts.push(`stdout ${JSON.stringify(truncate(r['stdout'].trim(), 80))}`);
   if (typeof r['artifact'] === 'string' && r['artifact'])
     parts.push(`${r['artifact']} ${typeof r['digest'] === 'string' ? r['digest'] : ''}`.trim());
-  if (typeof r['entry'] === 'string') parts.push(`${r['entry']} v${JSON.stringify(r['version'] ?? '')}`);
+  if (typeof r['entry'] === 'string')
+    parts.push(typeof r['version'] === 'number' ? `${r['entry']} v${r['version']}` : r['entry']);
   if (Array.isArray(r['hits'])) parts.push(`${r['hits'].length} hit(s)`);
   if (typeof r['run'] === 'string') parts.push(r['run']);
   if (typeof r['text'] === 'string') parts.push(JSON.stringify(truncate(r['text'], 80)));

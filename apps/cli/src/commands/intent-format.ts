@@ -695,7 +695,7 @@ export class WatchView {
     if (intent.events.length > this.printedEvents) {
       fresh = intent.events.slice(this.printedEvents);
       this.printedEvents = intent.events.length;
-    } else if (m.event) {
+    } else if (m.event && intent.events.length === 0) {
       fresh = [m.event];
       this.printedEvents += 1;
     }
