@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { AetherClient } from '@aether/client';
 import { issueClientCertificate } from '@aether/pki';
-import { durationFromMs, intentsV1, jobsV1, memoryV1 } from '@aether/proto';
+import { durationFromMs, eventsV1, intentsV1, jobsV1, memoryV1 } from '@aether/proto';
 import { serverStreamCall, type RpcError } from '@aether/rpc';
 import { Stack } from '../src';
 
@@ -179,6 +179,16 @@ describe('intents (real aurorad routing to a real aetherd with runc)', () => {
       expect.arrayContaining([run!.result!['job'], artifact!.result!['artifact']]),
     );
     expect(summary.text).toContain('SUCCEEDED');
+    // aetherd's event stream has the intent's job events and aurorad's own intent.state_changed.
+    const events = await admin.call(
+      admin.events,
+      'listEvents',
+      eventsV1.ListEventsRequest.fromPartial({ filter: { intentId: last.id }, pageSize: 100 }),
+    );
+    const eventTypes = events.events.map((e) => e.type);
+    expect(eventTypes).toEqual(
+      expect.arrayContaining(['job.submitted', 'memory.entry_added', 'intent.state_changed']),
+    );
     const audited = auditLines(stack, 'aetherd').filter((r) => r['intent_id'] === last.id);
     expect(audited.map((r) => r['action'])).toEqual(
       expect.arrayContaining(['jobs.SubmitJob', 'memory.AddEntry', 'memory.Search']),
