@@ -210,7 +210,16 @@ export class IntentManager {
       ending: false,
       approving: new Set(),
     };
-    this.event(a, IntentEventType.INTENT_EVENT_TYPE_SUBMITTED, `submitted by ${actor}`, '', actor);
+    this.event(
+      a,
+      IntentEventType.INTENT_EVENT_TYPE_SUBMITTED,
+      `submitted (${intent.dryRun ? 'dry run, ' : ''}planner ${intentsV1
+        .plannerToJSON(intent.planner)
+        .replace(/^PLANNER_/, '')
+        .toLowerCase()})`,
+      '',
+      actor,
+    );
     try {
       this.o.store.insert(intent, req.idempotencyKey, requestHash);
     } catch (err) {
@@ -714,6 +723,8 @@ export class IntentManager {
   }
 
   private stepSucceeded(a: Active, s: Step, res: ToolResult): void {
+    // Shutting down: the step stays RUNNING in the store and resumes at the next start.
+    if (this.closed) return;
     if (s.state !== StepState.STEP_STATE_RUNNING) return; // cancelled meanwhile
     a.running.delete(s.id);
     const declared = new Set(s.outputs);
@@ -740,6 +751,8 @@ export class IntentManager {
   }
 
   private stepFailed(a: Active, s: Step, err: unknown): void {
+    // Shutting down aborts every call; that is no failure, and nothing the step started is stopped.
+    if (this.closed) return;
     if (s.state !== StepState.STEP_STATE_RUNNING && s.state !== StepState.STEP_STATE_PENDING) return;
     a.running.delete(s.id);
     s.state = StepState.STEP_STATE_FAILED;
