@@ -1,17 +1,21 @@
-import { defaultPeerDaemonConfig, peerDaemonConfigSchema } from '@aether/config';
+import { cfcdConfigSchema, defaultCfcdConfig } from '@aether/config';
 import { UpstreamWatch, type DaemonDefinition } from '@aether/daemon';
 import { modelsV1 } from '@aether/proto';
+import { generationServiceHandlers } from './generation/generation-service';
+import { ModelEndpoints } from './generation/model-endpoints';
 
 /**
- * cfcd. Its API answers UNIMPLEMENTED (after authentication, policy and audit) until its issue lands;
- * it holds a client to aetherd from the start and logs whether aetherd is reachable.
+ * cfcd. Generate and Embed go to the OpenAI-compatible endpoint configured per model
+ * (`cfcd.generation.endpoints`); the rest of its API answers UNIMPLEMENTED (after authentication,
+ * policy and audit) until models become artifacts. It holds a client to aetherd from the start and logs
+ * whether aetherd is reachable.
  */
-export const cfcd: DaemonDefinition<typeof peerDaemonConfigSchema> = {
+export const cfcd: DaemonDefinition<typeof cfcdConfigSchema> = {
   name: 'cfcd',
   description:
     'Aether model runtime: models stored as artifacts, in-process inference, generation, embeddings and sandboxed training.',
-  schema: peerDaemonConfigSchema,
-  defaults: () => defaultPeerDaemonConfig('cfcd', '/var/lib/aether/cfc'),
+  schema: cfcdConfigSchema,
+  defaults: defaultCfcdConfig,
   envPrefix: 'CFCD',
   extraFlags: [
     { flag: '--aetherd-socket <path>', path: 'aetherd.socket', description: "aetherd's Unix socket" },
@@ -22,7 +26,9 @@ export const cfcd: DaemonDefinition<typeof peerDaemonConfigSchema> = {
     },
   ],
   register: (server, { config, log }) => {
-    server.addService(modelsV1.ModelRuntimeServiceService, {});
+    const models = ModelEndpoints.load(config.cfcd.generation.endpoints);
+    log.info({ endpoints: models.describe() }, 'generation endpoints configured');
+    server.addService(modelsV1.ModelRuntimeServiceService, generationServiceHandlers(models));
     const aetherd = new UpstreamWatch('aetherd', config.aetherd, log);
     aetherd.start();
     return Promise.resolve({ close: () => Promise.resolve(aetherd.close()) });

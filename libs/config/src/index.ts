@@ -41,3 +41,13 @@ export {
   type AuroraConfig,
   type IntentLimits,
 } from './aurora';
+export {
+  cfcdConfigSchema,
+  cfcdSettingsSchema,
+  generationEndpointSchema,
+  defaultCfcdConfig,
+  MODEL_ID_PATTERN,
+  type CfcdConfig,
+  type CfcdSettings,
+  type GenerationEndpointConfig,
+} from './cfcd';

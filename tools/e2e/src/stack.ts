@@ -28,6 +28,8 @@ export interface StackOptions {
   events?: Record<string, unknown>;
   /** Overrides of aurorad's `aurora` configuration (e.g. limits, playbookDirs, modelPlanner). */
   aurora?: Record<string, unknown>;
+  /** Overrides of cfcd's `cfcd` configuration (e.g. `generation.endpoints`). */
+  cfcd?: Record<string, unknown>;
 }
 
 /** A daemon running as a real process, with its JSON log lines collected. */
@@ -130,6 +132,7 @@ export class Stack {
       cfg['cfcd'] = { socket: this.socket('cfcd'), ...tls(d) };
       cfg['aurora'] = { playbookDirs: [this.playbookDir], ...this.options.aurora };
     }
+    if (d === 'cfcd' && this.options.cfcd) cfg['cfcd'] = { ...this.options.cfcd };
     if (d === 'aetherd') {
       (cfg['tokens'] as Record<string, string>)['signingKeyFile'] = join(
         this.dir,

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Metadata, status } from '@grpc/grpc-js';
-import { healthV1, intentsV1 } from '@aether/proto';
+import { healthV1, modelsV1 } from '@aether/proto';
 import { RpcError, unaryCall } from '@aether/rpc';
 import { Stack } from '../src';
 
@@ -50,12 +50,9 @@ describe('the three daemons over mTLS Unix sockets', () => {
   it('answers a contract method that is not built yet with UNIMPLEMENTED and a typed ErrorInfo', async () => {
     const client = stack.client();
     const err = await client
-      .call(
-        client.intents,
-        'submitIntent',
-        intentsV1.SubmitIntentRequest.fromPartial({ input: { $case: 'text', value: 'print 42' } }),
-        { requestId: 'req-unimpl-1' },
-      )
+      .call(client.models, 'getModel', modelsV1.GetModelRequest.fromPartial({ name: 'models/planner' }), {
+        requestId: 'req-unimpl-1',
+      })
       .catch((e: unknown) => e);
     client.close();
     expect(err).toBeInstanceOf(RpcError);
@@ -120,9 +117,12 @@ describe('the three daemons over mTLS Unix sockets', () => {
 
   it('serves each daemon its own API: intents on aurorad, models on cfcd', async () => {
     const client = stack.client();
+    // aurorad answers for intents (a malformed name is its validation, not UNIMPLEMENTED)…
     await expect(client.call(client.intents, 'getIntent', { name: 'intents/1' })).rejects.toMatchObject({
-      reason: 'NOT_IMPLEMENTED',
+      code: status.INVALID_ARGUMENT,
+      reason: 'INVALID_NAME',
     });
+    // …and cfcd for models (registration is not built yet).
     await expect(client.call(client.models, 'getModel', { name: 'models/1' })).rejects.toMatchObject({
       reason: 'NOT_IMPLEMENTED',
     });
