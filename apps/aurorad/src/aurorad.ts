@@ -5,6 +5,7 @@ import { durationFromMs, eventsV1, governanceV1, intentsV1, memoryV1, modelsV1 }
 import { createClient, serverStreamCall, unaryCall } from '@aether/rpc';
 import { join } from 'node:path';
 import { IntentManager, type MintApproval, type WriteSummary } from './intents/intent-manager';
+import { IntentEventBatcher } from './intents/intent-events';
 import { intentServiceHandlers } from './intents/intent-service';
 import { IntentStore } from './intents/intent-store';
 import { ModelPlanner } from './planning/model-planner';
@@ -121,6 +122,13 @@ export const aurorad: DaemonDefinition<typeof auroradConfigSchema> = {
       return text;
     };
 
+    const intentEvents = new IntentEventBatcher(async (requests) => {
+      await unaryCall(
+        events.batchEmitEvents.bind(events),
+        eventsV1.BatchEmitEventsRequest.fromPartial({ requests }),
+        { timeoutMs: 5_000 },
+      );
+    }, log);
     const manager = new IntentManager({
       store,
       planner: new Planner(
@@ -155,27 +163,18 @@ export const aurorad: DaemonDefinition<typeof auroradConfigSchema> = {
             log.error({ err, intentId: intent.id }, 'audit record of a step decision lost'),
           );
       },
-      onStateChange: (intent, previous) => {
-        // Best effort: the intent's own history is the record; aetherd's stream is for subscribers.
-        unaryCall(
-          events.emitEvent.bind(events),
-          eventsV1.EmitEventRequest.fromPartial({
-            event: {
-              type: 'intent.state_changed',
-              subject: intent.name,
-              data: {
-                intent: intent.name,
-                state: intentsV1.intentStateToJSON(intent.state),
-                previous: intentsV1.intentStateToJSON(previous),
-                failure_reason: intent.failureReason,
-              },
-            },
-          }),
-          { intentId: intent.id, timeoutMs: 5_000 },
-        ).catch((err: unknown) =>
-          log.debug({ intentId: intent.id, err: (err as Error).message }, 'intent event not emitted'),
-        );
-      },
+      onStateChange: (intent, previous) =>
+        intentEvents.push({
+          type: 'intent.state_changed',
+          subject: intent.name,
+          intentId: intent.id,
+          data: {
+            intent: intent.name,
+            state: intentsV1.intentStateToJSON(intent.state),
+            previous: intentsV1.intentStateToJSON(previous),
+            failure_reason: intent.failureReason,
+          },
+        }),
     });
     server.addService(intentsV1.IntentServiceService, intentServiceHandlers(manager, store));
     const recovered = manager.recover();
@@ -184,14 +183,14 @@ export const aurorad: DaemonDefinition<typeof auroradConfigSchema> = {
     const aetherd = new UpstreamWatch('aetherd', config.aetherd, log);
     aetherd.start();
     return Promise.resolve({
-      close: () => {
+      close: async () => {
         manager.close();
+        await intentEvents.flush();
         playbooks.stop();
         aetherd.close();
         for (const c of [tokens, memory, events, models]) c.close();
         tools.close();
         store.close();
-        return Promise.resolve();
       },
     });
   },

@@ -142,7 +142,11 @@ describe('intents (real aurorad routing to a real aetherd with runc)', () => {
     expect(intentsV1.intentStateToJSON(last.state)).toBe('INTENT_STATE_SUCCEEDED');
     const types = messages.slice(1).map((m) => m.event!.type);
     expect(types).toContain(IntentEventType.INTENT_EVENT_TYPE_STEP_STARTED);
-    expect(types[types.length - 1]).toBe(IntentEventType.INTENT_EVENT_TYPE_STATE_CHANGED);
+    // The outcome comes first, then the summary entry; the stream ends after both.
+    expect(types.slice(-2)).toEqual([
+      IntentEventType.INTENT_EVENT_TYPE_STATE_CHANGED,
+      IntentEventType.INTENT_EVENT_TYPE_SUMMARY_WRITTEN,
+    ]);
 
     const [run, artifact, note, recall] = last.plan!.steps;
     expect(run!.result).toMatchObject({ exit_code: 0 });

@@ -54,7 +54,11 @@ export interface IntentManagerOptions {
   onStateChange?: (intent: Intent, previous: intentsV1.IntentState) => void;
 }
 
-type Watcher = (intent: Intent, event: intentsV1.IntentEvent) => void;
+/** A WatchIntent stream: told of each change, then that no more will come. */
+interface Watcher {
+  update: (intent: Intent, event: intentsV1.IntentEvent) => void;
+  end: () => void;
+}
 
 /** What aurorad holds in memory for an intent that has not ended. */
 interface Active {
@@ -776,16 +780,27 @@ export class IntentManager {
     await this.finish(a, IntentState.INTENT_STATE_FAILED, reason);
   }
 
+  /**
+   * Ends the intent, then writes its summary entry. The outcome is recorded and told first: the summary
+   * is bookkeeping (one more round trip to aetherd) and must not hold back the answer. Watchers stay
+   * attached until the summary is written, so a watch still ends with `summary_entry` set.
+   */
   private async finish(a: Active, state: intentsV1.IntentState, reason: string): Promise<void> {
     a.ending = true;
-    await this.summarise(a, state, reason);
-    this.end(a, state, reason);
+    const text = this.summaryText(a.intent, state, reason);
+    if (text === undefined) {
+      this.end(a, state, reason);
+      return;
+    }
+    a.intent.summary = text;
+    this.end(a, state, reason, true);
+    await this.writeSummaryEntry(a, text);
+    this.closeWatchers(a.intent.id);
   }
 
-  /** The summary entry in memory, citing the jobs, artifacts and entries the intent used. */
-  private async summarise(a: Active, state: intentsV1.IntentState, reason: string): Promise<void> {
-    const intent = a.intent;
-    if (intent.dryRun || !(intent.plan?.steps ?? []).some((s) => s.startTime)) return;
+  /** What the summary entry says; undefined when nothing ran (a dry run, a denial, a plan over budget). */
+  private summaryText(intent: Intent, state: intentsV1.IntentState, reason: string): string | undefined {
+    if (intent.dryRun || !(intent.plan?.steps ?? []).some((s) => s.startTime)) return undefined;
     const what =
       intent.input?.$case === 'text' ? intent.input.value : `goal ${intent.input?.value.name ?? ''}`;
     const lines = [
@@ -800,8 +815,12 @@ export class IntentManager {
         `Citations: ${intent.citations.map((c) => `${c.entry}@${c.version} [${c.charStart},${c.charEnd})`).join(', ')}`,
       );
     if (intent.resources.length > 0) lines.push(`Resources: ${intent.resources.join(', ')}`);
-    const text = lines.join('\n');
-    intent.summary = text;
+    return lines.join('\n');
+  }
+
+  /** The summary entry in memory, referencing the jobs, artifacts and entries the intent used. */
+  private async writeSummaryEntry(a: Active, text: string): Promise<void> {
+    const intent = a.intent;
     try {
       intent.summaryEntry = await this.o.writeSummary(intent, text);
       if (!intent.resources.includes(intent.summaryEntry)) intent.resources.push(intent.summaryEntry);
@@ -810,6 +829,7 @@ export class IntentManager {
         IntentEventType.INTENT_EVENT_TYPE_SUMMARY_WRITTEN,
         `summary written to ${intent.summaryEntry}`,
       );
+      this.persist(a);
     } catch (err) {
       this.o.log.warn(
         { intentId: intent.id, err: RpcError.from(err).message },
@@ -819,7 +839,7 @@ export class IntentManager {
   }
 
   /** The terminal transition: persisted, told to watchers (whose streams then end), timers cleared. */
-  private end(a: Active, state: intentsV1.IntentState, reason: string): void {
+  private end(a: Active, state: intentsV1.IntentState, reason: string, keepWatchers = false): void {
     a.ending = true;
     const intent = a.intent;
     if (isTerminalIntent(intent.state)) return;
@@ -831,7 +851,13 @@ export class IntentManager {
     clearTimeout(a.timer);
     this.active.delete(intent.id);
     this.setState(a, state);
-    this.watchers.delete(intent.id);
+    if (!keepWatchers) this.closeWatchers(intent.id);
+  }
+
+  private closeWatchers(id: string): void {
+    const set = this.watchers.get(id);
+    this.watchers.delete(id);
+    for (const w of set ?? []) w.end();
   }
 
   private armTimer(a: Active): void {
@@ -920,13 +946,16 @@ export class IntentManager {
 
   // ---- watch ------------------------------------------------------------------------------------------
 
-  /** Calls `fn` with every later change; returns how to stop. Undefined when the intent has ended. */
-  watch(id: string, fn: Watcher): (() => void) | undefined {
+  /**
+   * Tells `w` of every later change and then that the intent is done (ended, and its summary written);
+   * returns how to stop. Undefined when the intent has already ended.
+   */
+  watch(id: string, w: Watcher): (() => void) | undefined {
     if (!this.active.has(id)) return undefined;
     let set = this.watchers.get(id);
     if (!set) this.watchers.set(id, (set = new Set()));
-    set.add(fn);
-    return () => set.delete(fn);
+    set.add(w);
+    return () => set.delete(w);
   }
 
   /** Stops everything in flight without ending intents (they resume at the next start). */
@@ -970,7 +999,7 @@ export class IntentManager {
     const events = this.pendingEvents.get(a.intent.id) ?? [];
     this.pendingEvents.delete(a.intent.id);
     const set = this.watchers.get(a.intent.id);
-    if (set) for (const e of events) for (const w of set) w(a.intent, e);
+    if (set) for (const e of events) for (const w of set) w.update(a.intent, e);
   }
 }
 

@@ -156,32 +156,29 @@ export function intentServiceHandlers(
       handle: async (req, ctx, send) => {
         const id = idOf(req.name);
         const first = find(req.name);
-        const queue: intentsV1.WatchIntentResponse[] = [];
+        const queue: intentsV1.IntentEvent[] = [];
+        let latest = first;
         let wake: (() => void) | undefined;
-        // Each update is encoded at the moment it happens (a snapshot), then sent in order.
-        const stop = manager.watch(id, (intent, event) => {
-          queue.push(
-            intentsV1.WatchIntentResponse.decode(
-              intentsV1.WatchIntentResponse.encode({ intent, event }).finish(),
-            ),
-          );
-          wake?.();
+        let done = false;
+        // Each event goes out with the intent as it is when sent (it holds that event and any before it);
+        // the stream ends once aurorad says the intent is done (its terminal state, then its summary entry).
+        const stop = manager.watch(id, {
+          update: (intent, event) => {
+            latest = intent;
+            queue.push(event);
+            wake?.();
+          },
+          end: () => {
+            done = true;
+            wake?.();
+          },
         });
         try {
           await send({ intent: first });
           if (!stop || isTerminalIntent(first.state)) return;
           for (;;) {
-            while (queue.length > 0) {
-              const next = queue.shift()!;
-              await send(next);
-              if (
-                next.intent &&
-                isTerminalIntent(next.intent.state) &&
-                next.event?.type === intentsV1.IntentEventType.INTENT_EVENT_TYPE_STATE_CHANGED
-              )
-                return;
-            }
-            if (ctx.signal.aborted) return;
+            while (queue.length > 0) await send({ intent: latest, event: queue.shift()! });
+            if (done || ctx.signal.aborted) return;
             await new Promise<void>((resolve) => {
               wake = resolve;
               ctx.signal.addEventListener('abort', () => resolve(), { once: true });

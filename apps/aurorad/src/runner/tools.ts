@@ -209,7 +209,8 @@ export class Tools {
       job = res.job!;
       if (isTerminalJobState(job.state)) break;
     }
-    const stdout = await this.readStdout(name, opts);
+    // WaitJob already says how much the job wrote: no call for a job that wrote nothing.
+    const stdout = job.stdoutBytes > 0n ? await this.readStdout(name, opts) : '';
     const artifacts = job.outputArtifacts;
     const digests: string[] = [];
     for (const a of artifacts) {

@@ -380,7 +380,10 @@ export enum IntentEventType {
   INTENT_EVENT_TYPE_RESUMED = 14,
   /** INTENT_EVENT_TYPE_STATE_CHANGED - The intent changed state (the message gives old and new states). */
   INTENT_EVENT_TYPE_STATE_CHANGED = 15,
-  /** INTENT_EVENT_TYPE_SUMMARY_WRITTEN - The summary entry was written to memory. */
+  /**
+   * INTENT_EVENT_TYPE_SUMMARY_WRITTEN - The summary entry was written to memory (just after the terminal state change: the outcome is not
+   * held back by the write).
+   */
   INTENT_EVENT_TYPE_SUMMARY_WRITTEN = 16,
   UNRECOGNIZED = -1,
 }
@@ -4604,7 +4607,9 @@ export const IntentServiceService = {
   /**
    * Streams an intent's progress: first a snapshot of the intent, then one message per change (plan
    * made, decision, approval, step started/finished, state change), each carrying the new snapshot and
-   * the event that caused it. Ends with OK after the message for the terminal state.
+   * the event that caused it. The terminal state comes as soon as the outcome is known; when the intent
+   * ran something, one more message follows with its summary entry (SUMMARY_WRITTEN). Ends with OK after
+   * the last of these.
    *
    * Errors: NOT_FOUND / `INTENT_NOT_FOUND`.
    */
@@ -4699,7 +4704,9 @@ export interface IntentServiceServer extends UntypedServiceImplementation {
   /**
    * Streams an intent's progress: first a snapshot of the intent, then one message per change (plan
    * made, decision, approval, step started/finished, state change), each carrying the new snapshot and
-   * the event that caused it. Ends with OK after the message for the terminal state.
+   * the event that caused it. The terminal state comes as soon as the outcome is known; when the intent
+   * ran something, one more message follows with its summary entry (SUMMARY_WRITTEN). Ends with OK after
+   * the last of these.
    *
    * Errors: NOT_FOUND / `INTENT_NOT_FOUND`.
    */
@@ -4801,7 +4808,9 @@ export interface IntentServiceClient extends Client {
   /**
    * Streams an intent's progress: first a snapshot of the intent, then one message per change (plan
    * made, decision, approval, step started/finished, state change), each carrying the new snapshot and
-   * the event that caused it. Ends with OK after the message for the terminal state.
+   * the event that caused it. The terminal state comes as soon as the outcome is known; when the intent
+   * ran something, one more message follows with its summary entry (SUMMARY_WRITTEN). Ends with OK after
+   * the last of these.
    *
    * Errors: NOT_FOUND / `INTENT_NOT_FOUND`.
    */
