@@ -19,6 +19,8 @@ fi
 rm -rf .test-results
 echo "==> format (prettier --check)"
 node_modules/.bin/prettier --check --log-level warn . || { echo "formatting differs: run npm run format" >&2; exit 1; }
+echo "==> deploy: systemd-analyze verify and security"
+bash tools/deploy/verify-units.sh
 echo "==> lint, typecheck, build"
 node_modules/.bin/nx run-many -t lint typecheck build --parallel=2 --output-style=stream
 echo "==> tests"

@@ -21,6 +21,7 @@ import { AetherServer, UnavailableError, type AuditHook } from '@aether/rpc';
 import { prepareAuditCheckpoints, type AuditCheckpointFiles } from './audit-checkpoint';
 import { fileTokenVerifier, GovernedPolicy } from './governed-policy';
 import { metricsServiceHandlers } from './metrics-service';
+import { notifyReady } from './sd-notify';
 
 /** Exit codes, after sysexits(3), so systemd and scripts can tell a bad config from a crash. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 64, CONFIG: 78 } as const;
@@ -257,6 +258,8 @@ export async function runDaemon<S extends z.ZodType<ServerConfig>>(
       await server.stop();
       throw new Error(`cannot serve metrics on ${config.metrics.listen}: ${(err as Error).message}`);
     }
+    // Under systemd (Type=notify): ready once the socket accepts calls, so dependents start after this.
+    void notifyReady((message) => log.warn(message));
     process.on('SIGHUP', () => report('SIGHUP', store.reload()));
     server.stopOnSignals(() => {
       (scrape?.close() ?? Promise.resolve())
