@@ -23,6 +23,9 @@ echo "==> deploy: systemd-analyze verify and security"
 bash tools/deploy/verify-units.sh
 echo "==> lint, typecheck, build"
 node_modules/.bin/nx run-many -t lint typecheck build --parallel=2 --output-style=stream
+echo "==> deploy: the Debian package builds and lintian finds no error"
+bash tools/deb/build.sh --skip-build --out dist/deb
+lintian --fail-on error dist/deb/aether_*.deb
 echo "==> tests"
 status=0
 node_modules/.bin/nx run-many -t test --parallel=1 --skip-nx-cache --output-style=stream || status=$?

@@ -2,7 +2,8 @@
 # Installs what Aether needs on a Debian 12 machine, only where missing:
 #   - Debian packages (as root, through apt-get): the OCI runtime and job monitor, a C++ toolchain for
 #     better-sqlite3, and what the tests use
-#     to prove other-language clients work (python3-grpcio, protoc with the gRPC plugin);
+#     to prove other-language clients work (python3-grpcio, protoc with the gRPC plugin), and what checks
+#     the deploy files (systemd-analyze from systemd, lintian);
 #   - npm packages, from the lockfile, when node_modules is absent or older than package-lock.json.
 # Usage: ensure-deps.sh [runtime|test]   (test adds the test-only packages)
 set -euo pipefail
@@ -18,7 +19,7 @@ fi
 # runc + conmon run jobs; g++, make and python3 build better-sqlite3 (no prebuilt binary is reachable).
 apt_packages=(runc conmon g++ make python3)
 if [ "$profile" = test ]; then
-  apt_packages+=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc util-linux)
+  apt_packages+=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc util-linux lintian systemd)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do
