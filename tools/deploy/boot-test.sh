@@ -64,8 +64,11 @@ inside() { nsenter -t "$init_pid" -a "$@"; }
 echo "==> installing into a copy of the root"
 rm -rf "$machine"
 cp -a "$work/base" "$machine"
-cp "$work"/nodejs_*.deb "$deb" "$machine/tmp/"
-chroot "$machine" sh -c 'dpkg -i /tmp/nodejs_*.deb >/dev/null && dpkg -i /tmp/aether_*.deb' |& sed 's/^/  /'
+# Not /tmp: the booted system mounts a fresh tmpfs there, and the upgrade check below needs the file.
+mkdir -p "$machine/var/cache/aether-test"
+cp "$work"/nodejs_*.deb "$deb" "$machine/var/cache/aether-test/"
+chroot "$machine" sh -c 'cd /var/cache/aether-test && dpkg -i nodejs_*.deb >/dev/null && dpkg -i aether_*.deb' |&
+  sed 's/^/  /'
 chroot "$machine" systemctl enable aetherd.service aurorad.service cfcd.service >/dev/null 2>&1
 
 echo "==> booting it with systemd-nspawn -b"
@@ -147,6 +150,26 @@ else
 fi
 
 echo "==> journalctl -u aetherd shows JSON logs"
+echo "==> upgrade in place: dpkg -i again while running keeps state and config, restarts in order"
+intents_before=$(inside runuser -u alice -- aether intent ls --json 2>/dev/null | grep -c '"name"' || true)
+since() { inside systemctl show -p ActiveEnterTimestampMonotonic --value "$1"; }
+aetherd_before=$(since aetherd)
+inside sh -c 'echo "# an admin edit" >> /etc/aether/aurorad.yaml'
+upgrade=$(inside sh -c 'DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold /var/cache/aether-test/aether_*.deb' 2>&1) ||
+  { check "dpkg -i of the package over itself succeeds" false; echo "$upgrade" | tail -15 | sed 's/^/    /'; }
+for s in aetherd aurorad cfcd; do
+  for _ in $(seq 1 50); do inside systemctl is-active --quiet "$s" && break; sleep 0.2; done
+  check "$s is active after the upgrade" inside systemctl is-active --quiet "$s"
+done
+aetherd_after=$(since aetherd)
+aurorad_after=$(since aurorad)
+check "the upgrade restarted aetherd, then aurorad after it" \
+  test "$aetherd_after" -gt "$aetherd_before" -a "$aurorad_after" -ge "$aetherd_after"
+check "the admin's edit of /etc/aether/aurorad.yaml is kept" inside grep -q "an admin edit" /etc/aether/aurorad.yaml
+intents_after=$(inside runuser -u alice -- aether intent ls --json 2>/dev/null | grep -c '"name"' || true)
+check "aurorad's state is kept ($intents_before intents before, $intents_after after)" \
+  test "$intents_after" -ge 1 -a "$intents_after" = "$intents_before"
+
 # systemd's own lines about the unit ("Started …") are plain text; the daemon's are JSON.
 line=$(inside journalctl -u aetherd -o cat --no-pager 2>/dev/null | grep '^{' | tail -1 || true)
 check "aetherd's journal lines are its JSON logs" node -e \
