@@ -118,6 +118,17 @@ rm -rf "$BS/build" "$BS/deps" "$BS/src" "$BS/binding.gyp"
 mkdir -p "$BS/build/Release"
 mv "$WORK/better_sqlite3.node" "$BS/build/Release/"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$BS/build/Release/better_sqlite3.node"
+# onnxruntime-node ships prebuilt binaries for every platform: keep this one's only, stripped.
+ORT="$NM/onnxruntime-node/bin"
+if [[ -d "$ORT" ]]; then
+  ort_arch=$(case "$ARCH" in amd64) echo x64 ;; arm64) echo arm64 ;; *) echo "$ARCH" ;; esac)
+  for napi in "$ORT"/napi-v*; do
+    find "$napi" -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} +
+    find "$napi/linux" -mindepth 1 -maxdepth 1 ! -name "$ort_arch" -exec rm -rf {} +
+  done
+  find "$ORT" -type f \( -name '*.node' -o -name '*.so*' \) -exec strip --strip-unneeded \
+    --remove-section=.comment --remove-section=.note {} +
+fi
 find "$NM" -depth \( -name '.github' -o -name '.npmignore' -o -name '.eslintrc*' -o -name '.travis.yml' \
   -o -name '.editorconfig' -o -name '.prettierrc*' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
   -o -name '*.d.ts.map' -o -name '.package-lock.json' -o -name '.bin' \) -exec rm -rf {} +
@@ -150,6 +161,13 @@ done
 mkdir -p "$PKG/etc/aether/policy" "$PKG/etc/aether/aurora/playbooks"
 for f in "$DEPLOY"/policy/*; do install -m 0644 "$f" "$PKG/etc/aether/policy/"; done
 for f in "$DEPLOY"/aurora/playbooks/*; do install -m 0644 "$f" "$PKG/etc/aether/aurora/playbooks/"; done
+
+# onnxruntime's library is upstream's prebuilt one, which links its own copies of curl and mbedtls (for
+# its model hub client, which cfcd never calls); Debian's would need a rebuild of onnxruntime.
+install -D -m 0644 /dev/stdin "$PKG/usr/share/lintian/overrides/aether" <<'OVR'
+aether: embedded-library curl [usr/lib/aether/node_modules/onnxruntime-node/bin/napi-v6/linux/*/libonnxruntime.so.1]
+aether: embedded-library mbedtls [usr/lib/aether/node_modules/onnxruntime-node/bin/napi-v6/linux/*/libonnxruntime.so.1]
+OVR
 
 DOC="$PKG/usr/share/doc/aether"
 install -D -m 0644 "$DEBIAN_SRC/copyright" "$DOC/copyright"

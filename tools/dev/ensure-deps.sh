@@ -40,5 +40,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   # `npm install` rather than `npm ci`: npm 11 leaves other platforms' optional binaries (swc, buf) out
   # of the lockfile and then `npm ci` refuses it as out of sync. The lockfile still pins every version.
   echo "==> installing npm packages"
+  # onnxruntime-node's install script downloads CUDA libraries; its CPU binaries are in the package.
+  export ONNXRUNTIME_NODE_INSTALL=skip
   npm install --no-audit --no-fund --loglevel=error
 fi

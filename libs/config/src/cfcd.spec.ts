@@ -89,4 +89,17 @@ cfcd:
       },
     ]);
   });
+
+  it('keeps at most 4 models loaded unless told otherwise', () => {
+    expect(defaultCfcdConfig().cfcd.inference).toEqual({ maxLoadedModels: 4 });
+    expect(load('').cfcd.inference).toEqual({ maxLoadedModels: 4 });
+    expect(load('cfcd: {inference: {maxLoadedModels: 16}}').cfcd.inference).toEqual({ maxLoadedModels: 16 });
+    expect(load('cfcd: {generation: {endpoints: {}}}').cfcd.inference).toEqual({ maxLoadedModels: 4 });
+  });
+
+  it('refuses a cache that holds no model', () => {
+    expect(issuesOf('cfcd: {inference: {maxLoadedModels: 0}}')).toEqual([
+      { path: 'cfcd.inference.maxLoadedModels', message: expect.stringContaining('>=1') as unknown },
+    ]);
+  });
 });

@@ -47,7 +47,18 @@ export const generationEndpointSchema = z.strictObject({
 });
 export type GenerationEndpointConfig = z.infer<typeof generationEndpointSchema>;
 
+/** In-process inference of registered ONNX models (Infer). */
+export const inferenceSettingsSchema = z.strictObject({
+  /**
+   * How many models stay loaded (an onnxruntime session each) at once; loading one more unloads the
+   * least recently used. In-flight requests on an unloaded model finish first.
+   */
+  maxLoadedModels: z.number().int().min(1).max(1024),
+});
+export type InferenceSettings = z.infer<typeof inferenceSettingsSchema>;
+
 export const cfcdSettingsSchema = z.strictObject({
+  inference: inferenceSettingsSchema,
   generation: z.strictObject({
     /** Model id (`models/{id}` in requests) → the endpoint that serves it. */
     endpoints: z.record(z.string().regex(MODEL_ID_PATTERN), generationEndpointSchema, {
@@ -67,6 +78,6 @@ export type CfcdConfig = z.infer<typeof cfcdConfigSchema>;
 export function defaultCfcdConfig(): CfcdConfig {
   return {
     ...defaultPeerDaemonConfig('cfcd', '/var/lib/aether/cfc'),
-    cfcd: { generation: { endpoints: {} } },
+    cfcd: { inference: { maxLoadedModels: 4 }, generation: { endpoints: {} } },
   };
 }

@@ -45,9 +45,11 @@ export {
   cfcdConfigSchema,
   cfcdSettingsSchema,
   generationEndpointSchema,
+  inferenceSettingsSchema,
   defaultCfcdConfig,
   MODEL_ID_PATTERN,
   type CfcdConfig,
   type CfcdSettings,
   type GenerationEndpointConfig,
+  type InferenceSettings,
 } from './cfcd';

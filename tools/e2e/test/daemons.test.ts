@@ -50,7 +50,7 @@ describe('the three daemons over mTLS Unix sockets', () => {
   it('answers a contract method that is not built yet with UNIMPLEMENTED and a typed ErrorInfo', async () => {
     const client = stack.client();
     const err = await client
-      .call(client.models, 'getModel', modelsV1.GetModelRequest.fromPartial({ name: 'models/planner' }), {
+      .call(client.models, 'listTrainingRuns', modelsV1.ListTrainingRunsRequest.fromPartial({}), {
         requestId: 'req-unimpl-1',
       })
       .catch((e: unknown) => e);
@@ -122,10 +122,13 @@ describe('the three daemons over mTLS Unix sockets', () => {
       code: status.INVALID_ARGUMENT,
       reason: 'INVALID_NAME',
     });
-    // …and cfcd for models (registration is not built yet).
+    // …and cfcd for models (training runs are not built yet).
     await expect(client.call(client.models, 'getModel', { name: 'models/1' })).rejects.toMatchObject({
-      reason: 'NOT_IMPLEMENTED',
+      reason: 'INVALID_NAME',
     });
+    await expect(
+      client.call(client.models, 'getTrainingRun', { name: 'trainingRuns/1' }),
+    ).rejects.toMatchObject({ reason: 'NOT_IMPLEMENTED' });
     client.close();
   });
 });
