@@ -41,6 +41,22 @@ export default tseslint.config(
     },
   },
   {
+    // Plain CommonJS scripts that run on a bare Node with no build step (the reference trainer, which
+    // runs inside the sandbox): no types to check them against.
+    files: ['apps/cfcd/trainer/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'commonjs',
+      globals: Object.fromEntries(
+        ['require', 'module', 'exports', 'process', 'Buffer', 'console', 'setImmediate', '__dirname'].map(
+          (g) => [g, 'readonly'],
+        ),
+      ),
+    },
+    rules: { ...tseslint.configs.disableTypeChecked.rules, '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['**/*.spec.ts', '**/test/**/*.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',
