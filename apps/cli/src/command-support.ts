@@ -63,6 +63,23 @@ export function exitOnClosedPipe(): void {
     });
 }
 
+/** Exit status after Ctrl-C detached from something that goes on without us (128 + SIGINT). */
+export const EX_DETACHED = 130;
+
+/**
+ * Ctrl-C while following something that keeps running (a job, an intent): run `before` (e.g. clear a
+ * spinner), print `message` (how to get back to it) on stderr, exit 130. Returns how to stop listening.
+ */
+export function detachOnInterrupt(message: string, before: () => void = () => undefined): () => void {
+  const onInterrupt = (): void => {
+    before();
+    process.stderr.write(message);
+    process.exit(EX_DETACHED);
+  };
+  process.once('SIGINT', onInterrupt);
+  return () => process.off('SIGINT', onInterrupt);
+}
+
 /** Pretty JSON on stdout. */
 export const printJson = (value: unknown): void => {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

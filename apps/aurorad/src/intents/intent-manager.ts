@@ -152,11 +152,6 @@ export class IntentManager {
 
   constructor(private readonly o: IntentManagerOptions) {}
 
-  /** Intents planning, awaiting approval or running. */
-  get activeCount(): number {
-    return this.active.size;
-  }
-
   get(id: string): Intent | undefined {
     return this.active.get(id)?.intent ?? this.o.store.get(id);
   }
@@ -624,7 +619,7 @@ export class IntentManager {
   /** Starts one step; false when a budget ended the intent instead. */
   private start(a: Active, s: Step): boolean {
     const intent = a.intent;
-    const startsJob = s.tool === 'jobs.run' || s.tool === 'models.train';
+    const startsJob = startsJobTool(s.tool);
     if (startsJob && a.jobsStarted >= intent.budget!.maxJobs) {
       const reason = `step ${s.id} would start job ${a.jobsStarted + 1}, over the budget of ${intent.budget!.maxJobs} (max_jobs)`;
       this.event(a, IntentEventType.INTENT_EVENT_TYPE_BUDGET_EXCEEDED, reason, s.id);
@@ -899,9 +894,6 @@ export class IntentManager {
         approving: new Set(),
       };
       this.active.set(intent.id, a);
-      a.jobsStarted = (intent.plan?.steps ?? []).filter(
-        (s) => (s.tool === 'jobs.run' || s.tool === 'models.train') && s.startTime,
-      ).length;
       if (intent.state === IntentState.INTENT_STATE_PLANNING) {
         this.event(a, IntentEventType.INTENT_EVENT_TYPE_PLANNING_FAILED, 'aurorad restarted while planning');
         this.end(
@@ -926,8 +918,9 @@ export class IntentManager {
       for (const s of inFlight) {
         s.state = StepState.STEP_STATE_PENDING;
         s.startTime = undefined;
-        if (startsJobTool(s.tool)) a.jobsStarted--;
       }
+      // Jobs of steps that ran before count against the budget; a resumed step counts when it starts.
+      a.jobsStarted = (intent.plan?.steps ?? []).filter((s) => startsJobTool(s.tool) && s.startTime).length;
       this.event(
         a,
         IntentEventType.INTENT_EVENT_TYPE_RESUMED,

@@ -42,7 +42,6 @@ export interface IntentFilter {
   endMs?: number;
   /** Only rows with `seq` below this (the page token). */
   beforeSeq?: number;
-  limit: number;
 }
 
 interface Row {
@@ -92,9 +91,6 @@ export class IntentStore {
           IntentState.INTENT_STATE_RUNNING,
         ].join(',')}) ORDER BY seq`,
       ),
-      countStates: this.db.prepare<[], { state: number; c: number }>(
-        'SELECT state, count(*) AS c FROM intents GROUP BY state',
-      ),
     };
   }
 
@@ -140,49 +136,36 @@ export class IntentStore {
     return this.stmts.active.all().map(decode);
   }
 
-  list(f: IntentFilter): { intents: intentsV1.Intent[]; lastSeq: number; more: boolean } {
+  /**
+   * Intents matching the filter, newest first, each with its position (`seq`, the page token), read
+   * `batch` rows at a time; the caller stops when it has enough (labels are filtered by the caller).
+   */
+  *scan(f: IntentFilter, batch = 500): Generator<{ intent: intentsV1.Intent; seq: number }> {
     const where: string[] = [];
     const params: (string | number)[] = [];
-    if (f.states.length > 0) {
-      where.push(`state IN (${f.states.map(() => '?').join(',')})`);
-      params.push(...f.states);
-    }
     const add = (clause: string, value: string | number): void => {
       where.push(clause);
       params.push(value);
     };
+    if (f.states.length > 0) {
+      where.push(`state IN (${f.states.map(() => '?').join(',')})`);
+      params.push(...f.states);
+    }
     if (f.actor) add('actor = ?', f.actor);
     if (f.goalName) add('goal_name = ?', f.goalName);
     if (f.startMs !== undefined) add('create_time >= ?', f.startMs);
     if (f.endMs !== undefined) add('create_time < ?', f.endMs);
-    if (f.beforeSeq !== undefined) add('seq < ?', f.beforeSeq);
-    const sql = `SELECT seq, doc, request_hash FROM intents ${
-      where.length ? `WHERE ${where.join(' AND ')}` : ''
-    } ORDER BY seq DESC LIMIT ?`;
-    const rows = this.db.prepare<(string | number)[], Row>(sql).all(...params, f.limit + 1);
-    const more = rows.length > f.limit;
-    const page = rows.slice(0, f.limit);
-    return { intents: page.map(decode), lastSeq: page[page.length - 1]?.seq ?? 0, more };
-  }
-
-  /** Rows scanned with a JS-side filter (labels), page by page, newest first. */
-  *scan(f: Omit<IntentFilter, 'limit'>, batch = 500): Generator<{ intent: intentsV1.Intent; seq: number }> {
-    let before = f.beforeSeq;
+    const page = this.db.prepare<(string | number)[], Row>(
+      `SELECT seq, doc, request_hash FROM intents WHERE ${[...where, 'seq < ?'].join(' AND ')}
+       ORDER BY seq DESC LIMIT ?`,
+    );
+    let before = f.beforeSeq ?? Number.MAX_SAFE_INTEGER;
     for (;;) {
-      const { intents, lastSeq, more } = this.list({
-        ...f,
-        ...(before !== undefined ? { beforeSeq: before } : {}),
-        limit: batch,
-      });
-      // list() gives no per-row seq; re-read it through the id (cheap: the index on id).
-      for (const intent of intents) yield { intent, seq: this.stmts.get.get(intent.id)!.seq };
-      if (!more) return;
-      before = lastSeq;
+      const rows = page.all(...params, before, batch);
+      for (const row of rows) yield { intent: decode(row), seq: row.seq };
+      if (rows.length < batch) return;
+      before = rows[rows.length - 1]!.seq;
     }
-  }
-
-  countByState(): Map<intentsV1.IntentState, number> {
-    return new Map(this.stmts.countStates.all().map((r) => [r.state as intentsV1.IntentState, r.c]));
   }
 
   close(): void {

@@ -351,7 +351,7 @@ function show(value: Json | undefined): string {
 }
 
 /** A copy of `value` without the object fields and array elements `skip` selects. */
-function withoutSkipped(value: Json, skip: (value: Json) => boolean): Json {
+export function withoutSkipped(value: Json, skip: (value: Json) => boolean): Json {
   if (Array.isArray(value)) return value.filter((v) => !skip(v)).map((v) => withoutSkipped(v, skip));
   if (isObject(value)) {
     const out: JsonObject = {};

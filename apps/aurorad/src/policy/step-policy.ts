@@ -1,6 +1,7 @@
 import type { PolicyPrincipal, PolicyQuery, PolicyResource, Decision } from '@aether/policy';
 import { intentsV1, jobPolicyResource, jobsV1 } from '@aether/proto';
-import { encodeToolArguments } from '../planning/tool-arguments';
+import { containsStepReference } from '../planning/plan-schema';
+import { encodeToolArguments, withoutSkipped } from '../planning/tool-arguments';
 import type { Json, JsonObject, PlannedStep, ToolName } from '../planning/plan';
 
 const { PolicyEffect } = intentsV1;
@@ -13,22 +14,9 @@ export interface StepAccess {
   resource: PolicyResource;
 }
 
-const REFERENCE = /\$\{steps\.[^}]*\}/;
-
 /** The arguments with every value that still holds a `${steps…}` reference left out (unknown until run time). */
-export function withoutReferences(value: Json): Json | undefined {
-  if (typeof value === 'string') return REFERENCE.test(value) ? undefined : value;
-  if (Array.isArray(value))
-    return value.flatMap((v) => (withoutReferences(v) === undefined ? [] : [withoutReferences(v)!]));
-  if (value && typeof value === 'object') {
-    const out: JsonObject = {};
-    for (const [k, v] of Object.entries(value)) {
-      const w = withoutReferences(v);
-      if (w !== undefined) out[k] = w;
-    }
-    return out;
-  }
-  return value;
+export function withoutReferences(value: Json): Json {
+  return withoutSkipped(value, containsStepReference);
 }
 
 /** What a `jobs.run` step gets when its plan leaves a limit unset (inside aurorad's policy bounds). */
@@ -61,7 +49,7 @@ export function withJobDefaults(tool: string, args: JsonObject): JsonObject {
  * artifact an earlier step makes) are checked as the type with no id, as a policy on the type sees them.
  */
 export function stepAccess(tool: ToolName, args: JsonObject): StepAccess {
-  const known = (withoutReferences(args) ?? {}) as JsonObject;
+  const known = withoutReferences(args) as JsonObject;
   switch (tool) {
     case 'jobs.run': {
       const req = jobsV1.SubmitJobRequest.decode(encodeToolArguments(tool, known));

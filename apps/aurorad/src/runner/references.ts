@@ -1,7 +1,5 @@
+import { findStepReferences } from '../planning/plan-schema';
 import type { Json, JsonObject } from '../planning/plan';
-
-const WHOLE = /^\$\{steps\.([a-z0-9_-]+)\.outputs\.([a-z0-9_]+)\}$/;
-const ANY = /\$\{steps\.([a-z0-9_-]+)\.outputs\.([a-z0-9_]+)\}/g;
 
 /**
  * Replaces `${steps.<id>.outputs.<name>}` in every string of a step's arguments with the output of the
@@ -14,12 +12,15 @@ export function resolveReferences(
 ): JsonObject {
   const visit = (v: Json): Json => {
     if (typeof v === 'string') {
-      const whole = WHOLE.exec(v);
-      if (whole) return lookup(whole[1]!, whole[2]!);
-      return v.replace(ANY, (_m, step: string, out: string) => {
-        const value = lookup(step, out);
-        return typeof value === 'string' ? value : JSON.stringify(value);
-      });
+      let out = v;
+      for (const ref of findStepReferences(v)) {
+        if (ref.stepId === undefined || ref.output === undefined) continue;
+        const value = lookup(ref.stepId, ref.output);
+        if (ref.text === v) return value;
+        const text = typeof value === 'string' ? value : JSON.stringify(value);
+        out = out.replace(ref.text, () => text); // a function: `$&` in the output stays as it is
+      }
+      return out;
     }
     if (Array.isArray(v)) return v.map(visit);
     if (v && typeof v === 'object')

@@ -6,6 +6,7 @@ import {
   arg,
   collectPages,
   collectPairs,
+  detachOnInterrupt,
   exitOnClosedPipe,
   list,
   printJson,
@@ -35,8 +36,6 @@ import {
 
 const { IntentState, StepState } = intentsV1;
 
-/** Exit status after Ctrl-C detached from a watch (128 + SIGINT). */
-const EX_DETACHED = 130;
 /**
  * The deadline of SubmitIntent. aurorad plans and checks before it answers, and answers with the
  * intent still PLANNING when the deadline nears (a slow model planner), so this bounds the wait.
@@ -146,19 +145,14 @@ function spinnerOutput(out: NodeJS.WriteStream): WatchOutput {
 }
 
 /** Ctrl-C while watching: the intent goes on; say how to get back to it; exit 130. */
-function detachOnInterrupt(name: string, output: WatchOutput): () => void {
+function detachFromIntent(name: string, output: WatchOutput): () => void {
   const id = name.replace(/^intents\//, '');
-  const onInterrupt = (): void => {
-    output.stop();
-    process.stderr.write(
-      `\naether: stopped watching ${name}; it goes on.\n` +
-        `  watch it again: aether intent watch ${id}\n` +
-        `  cancel it:      aether intent cancel ${id}\n`,
-    );
-    process.exit(EX_DETACHED);
-  };
-  process.once('SIGINT', onInterrupt);
-  return () => process.off('SIGINT', onInterrupt);
+  return detachOnInterrupt(
+    `\naether: stopped watching ${name}; it goes on.\n` +
+      `  watch it again: aether intent watch ${id}\n` +
+      `  cancel it:      aether intent cancel ${id}\n`,
+    () => output.stop(),
+  );
 }
 
 /**
@@ -177,7 +171,7 @@ async function follow(
   exitOnClosedPipe();
   const output = !json && process.stdout.isTTY ? spinnerOutput(process.stdout) : plainOutput();
   const view = new WatchView(showHead);
-  const detach = detachOnInterrupt(name, output);
+  const detach = detachFromIntent(name, output);
   const watch = c.intents.watchIntent.bind(c.intents);
   let last: intentsV1.Intent | undefined;
   let retryUntil: number | undefined;

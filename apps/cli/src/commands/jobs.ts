@@ -6,6 +6,7 @@ import {
   arg,
   collectPages,
   collectPairs,
+  detachOnInterrupt,
   exitOnClosedPipe,
   list,
   printJson,
@@ -39,8 +40,6 @@ const { JobState, LogStream } = jobsV1;
 
 /** Exit status of `aether jobs wait` when its --timeout passes before the job ends (as timeout(1)). */
 const EX_WAIT_TIMEOUT = 124;
-/** Exit status after Ctrl-C detached from a job (128 + SIGINT). */
-const EX_DETACHED = 130;
 /** One WaitJob call waits at most this long; the CLI asks again until the job ends. */
 const WAIT_SLICE_MS = 60_000;
 
@@ -135,19 +134,14 @@ async function copyLogs(c: AetherClient, request: jobsV1.StreamJobLogsRequest): 
 }
 
 /** Ctrl-C while attached to a job: leave it running, say how to get back to it, exit 130. */
-function detachOnInterrupt(name: string): () => void {
+function detachFromJob(name: string): () => void {
   const id = name.replace(/^jobs\//, '');
-  const onInterrupt = (): void => {
-    process.stderr.write(
-      `\naether: detached from ${name}; it keeps running.\n` +
-        `  follow it again:  aether jobs logs -f ${id}\n` +
-        `  wait for the end: aether jobs wait ${id}\n` +
-        `  stop it:          aether jobs stop ${id}\n`,
-    );
-    process.exit(EX_DETACHED);
-  };
-  process.once('SIGINT', onInterrupt);
-  return () => process.off('SIGINT', onInterrupt);
+  return detachOnInterrupt(
+    `\naether: detached from ${name}; it keeps running.\n` +
+      `  follow it again:  aether jobs logs -f ${id}\n` +
+      `  wait for the end: aether jobs wait ${id}\n` +
+      `  stop it:          aether jobs stop ${id}\n`,
+  );
 }
 
 /** After the job ended: a note on stderr when it did not succeed, and the shell-style exit status. */
@@ -300,7 +294,7 @@ Examples:
           }
           return;
         }
-        const attached = detachOnInterrupt(job.name);
+        const attached = detachFromJob(job.name);
         try {
           if (opts.follow) {
             exitOnClosedPipe();
@@ -502,7 +496,7 @@ Examples:
     .action(async (job: string, opts: { timeout?: number; json?: boolean }, cmd: Command) => {
       const name = jobName(job);
       await withClient(cmd, async (c) => {
-        const detach = detachOnInterrupt(name);
+        const detach = detachFromJob(name);
         try {
           const { job: j, terminal } = await waitForEnd(c, name, opts.timeout);
           if (opts.json) printJson(jobJson(j));
