@@ -3,7 +3,7 @@
 // deterministically from a seed, in plain JavaScript, and exports it to ONNX. It is written to run inside
 // an aetherd sandbox with nothing but Node: no network, a read-only dataset, writable /work/outputs.
 //
-//   node reference-trainer.js --dataset <file|dir> --out <dir> [--epochs N] [--hidden H] [--lr X]
+//   node reference-trainer.js [--dataset] <file|dir> ... --out <dir> [--epochs N] [--hidden H] [--lr X]
 //                             [--seed S] [--batch-size B] [--val-fraction F] [--log-every K]
 //                             [--hparams file.json]
 //
@@ -44,7 +44,7 @@ const DEFAULTS = {
   log_every: 0, // 0: about 100 lines over the run
 };
 
-const USAGE = `usage: node reference-trainer.js --dataset <file|dir> --out <dir> [--epochs N] [--hidden H]
+const USAGE = `usage: node reference-trainer.js [--dataset] <file|dir> ... --out <dir> [--epochs N] [--hidden H]
        [--lr X] [--seed S] [--batch-size B] [--val-fraction F] [--log-every K] [--hparams file.json]`;
 
 /** A bad dataset or bad arguments: exit status 2. */
@@ -68,11 +68,18 @@ const FLAGS = {
 
 function parseArgs(argv) {
   const flags = {};
+  // Datasets: every `--dataset` and every argument that is not a flag, in order (one dataset artifact each
+  // when cfcd's template passes `{datasets}`).
+  const datasets = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--help' || arg === '-h') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
+    }
+    if (!arg.startsWith('-')) {
+      datasets.push(arg);
+      continue;
     }
     const eq = arg.indexOf('=');
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
@@ -80,7 +87,8 @@ function parseArgs(argv) {
     if (!key) throw new InputError(`unknown argument ${arg}\n${USAGE}`);
     const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
     if (value === undefined) throw new InputError(`${flag} needs a value`);
-    flags[key] = value;
+    if (key === 'dataset') datasets.push(value);
+    else flags[key] = value;
   }
   let fromJson = {};
   let source = '';
@@ -97,7 +105,7 @@ function parseArgs(argv) {
     if (flags[key] !== undefined)
       hp[key] = checkHparam(key, Number(flags[key]), `--${key.replace('_', '-')}`);
   return {
-    dataset: flags.dataset ?? '/work/inputs',
+    datasets: datasets.length > 0 ? datasets : ['/work/inputs'],
     out: flags.out ?? '/work/outputs',
     hp,
   };
@@ -194,8 +202,8 @@ function datasetFiles(dataset) {
  * Reads (x, y) pairs: JSON lines (`{"x":…,"y":…}` or `[x, y]`) or CSV (`x,y`, an optional header line).
  * Blank lines and lines starting with `#` are skipped. Returns the pairs and the SHA-256 of the bytes.
  */
-function readDataset(dataset) {
-  const files = datasetFiles(dataset);
+function readDataset(datasets) {
+  const files = datasets.flatMap(datasetFiles);
   const xs = [];
   const ys = [];
   const hash = crypto.createHash('sha256');
@@ -243,7 +251,9 @@ function readDataset(dataset) {
     }
   }
   if (xs.length < 2)
-    throw new InputError(`dataset ${dataset} has ${xs.length} row(s); at least 2 (x, y) pairs are needed`);
+    throw new InputError(
+      `dataset ${datasets.join(', ')} has ${xs.length} row(s); at least 2 (x, y) pairs are needed`,
+    );
   return { files, x: Float64Array.from(xs), y: Float64Array.from(ys), sha256: hash.digest('hex') };
 }
 
@@ -500,7 +510,7 @@ function writeAtomic(file, data) {
 async function train(opts) {
   const started = Date.now();
   const { hp } = opts;
-  const data = readDataset(opts.dataset);
+  const data = readDataset(opts.datasets);
   const n = data.x.length;
   try {
     fs.mkdirSync(opts.out, { recursive: true });

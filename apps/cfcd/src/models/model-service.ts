@@ -92,7 +92,7 @@ function validateList(req: modelsV1.ListModelsRequest): void {
   parseLabelSelector(req.labelSelector);
 }
 
-const forward = (ctx: CallContext): CallOpts => ({
+export const forward = (ctx: CallContext): CallOpts => ({
   requestId: ctx.requestId,
   ...(ctx.intentId ? { intentId: ctx.intentId } : {}),
   ...(ctx.jobId ? { jobId: ctx.jobId } : {}),
@@ -169,6 +169,35 @@ async function fetchArtifact(
   }
 }
 
+/** What a model is registered as. */
+export interface ModelRegistration {
+  id: string;
+  displayName: string;
+  artifact: string;
+  labels: Record<string, string>;
+  actor: string;
+  trainingRun: string;
+}
+
+/**
+ * Registers an ONNX model from a MODEL or CHECKPOINT artifact: downloads it under cfcd's identity,
+ * checks its digest, reads its signature. ALREADY_EXISTS / MODEL_EXISTS when the id is taken.
+ */
+export async function registerFromArtifact(
+  registry: ModelRegistry,
+  files: ModelFiles,
+  artifacts: artifactsV1.ArtifactServiceClient,
+  m: ModelRegistration,
+  opts: CallOpts,
+): Promise<modelsV1.Model> {
+  if (registry.exists(m.id))
+    throw new RpcError(Status.ALREADY_EXISTS, 'MODEL_EXISTS', `models/${m.id} already exists`, {
+      metadata: { resource: `models/${m.id}` },
+    });
+  const { digest } = await fetchArtifact(artifacts, files, m.artifact, opts);
+  return registry.adopt(m, digest);
+}
+
 /**
  * RegisterModel, GetModel, ListModels, UnloadModel, DeleteModel and Infer for ONNX models stored as
  * aetherd artifacts and run in process.
@@ -185,22 +214,19 @@ export function modelServiceHandlers(
       mutates: true,
       handle: async (req, ctx) => {
         const m = req.model!;
-        const id = req.modelId || `m-${newId().toLowerCase()}`;
-        if (registry.exists(id))
-          throw new RpcError(Status.ALREADY_EXISTS, 'MODEL_EXISTS', `models/${id} already exists`, {
-            metadata: { resource: `models/${id}` },
-          });
-        const { digest } = await fetchArtifact(artifacts, files, m.artifact, forward(ctx));
-        const model = await registry.adopt(
+        const model = await registerFromArtifact(
+          registry,
+          files,
+          artifacts,
           {
-            id,
+            id: req.modelId || `m-${newId().toLowerCase()}`,
             displayName: m.displayName,
             artifact: m.artifact,
             labels: m.labels,
             actor: ctx.principal.id,
             trainingRun: m.trainingRun,
           },
-          digest,
+          forward(ctx),
         );
         return { model };
       },
