@@ -46,6 +46,40 @@ const jobCeilingsSchema = z.strictObject({
   maxLogBytes: bytes,
 });
 
+const hostPath = absolutePath.refine(
+  (p) => !p.split('/').includes('..') && !p.includes('\0'),
+  'must not contain ".." or NUL',
+);
+/** Where a driver path may not go: it is bound at the same path, over the sandbox's own filesystems. */
+const SANDBOX_OWNED = ['/proc', '/sys', '/dev', '/work'];
+const driverPath = hostPath.refine(
+  (p) => p !== '/' && !SANDBOX_OWNED.some((d) => p === d || p.startsWith(`${d}/`)),
+  'must not be / or under /proc, /sys, /dev or /work (it is bound at the same path inside the sandbox)',
+);
+
+/** GPUs for jobs that ask for them (and that policy grants them to). */
+export const jobGpuSchema = z.strictObject({
+  /**
+   * Where the NVIDIA device nodes (`nvidia<N>`, `nvidiactl`, `nvidia-uvm`, `nvidia-uvm-tools`,
+   * `nvidia-modeset`) are looked up. Inside the sandbox they always appear as `/dev/<name>`.
+   */
+  deviceDir: hostPath,
+  /**
+   * Host files and directories bound read-only at the same path into every job that gets a GPU (the
+   * driver's programs and libraries). `auto`: discovered when aetherd starts — `nvidia-smi`,
+   * `nvidia-debugdump` and `libnvidia-ml.so*`, `libcuda.so*`, `libnvidia-ptxjitcompiler.so*` from the
+   * usual library directories, except what the system binds already show. A comma-separated string
+   * (from the environment) is read as a list.
+   */
+  driverPaths: z.preprocess(
+    (v) => (typeof v === 'string' && v !== 'auto' ? v.split(',').filter(Boolean) : v),
+    z.union([z.literal('auto'), z.array(driverPath)], {
+      error: 'must be "auto" (discover the driver when aetherd starts) or a list of absolute host paths',
+    }),
+  ),
+});
+export type JobGpuConfig = z.infer<typeof jobGpuSchema>;
+
 export const jobsConfigSchema = z.strictObject({
   /** Job records (SQLite) and one directory per job (bundle, /work, log). Empty: `<stateDir>/jobs`. */
   dir: z.union([z.literal(''), absolutePath]),
@@ -76,6 +110,8 @@ export const jobsConfigSchema = z.strictObject({
   profiles: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,62}$/), sandboxProfileSchema),
   /** How long finished jobs' records and files are kept before they are deleted; 0: until DeleteJob. */
   retentionSeconds: z.number().int().min(0),
+  /** GPU device nodes and driver files for jobs that ask for GPUs. */
+  gpu: jobGpuSchema,
 });
 export type JobsConfig = z.infer<typeof jobsConfigSchema>;
 
@@ -125,5 +161,6 @@ export function defaultJobsConfig(): JobsConfig {
       },
     },
     retentionSeconds: 0,
+    gpu: { deviceDir: '/dev', driverPaths: 'auto' },
   };
 }

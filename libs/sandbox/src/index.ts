@@ -25,6 +25,18 @@ export {
   type JobResources,
 } from './oci-config';
 export {
+  listNvidiaGpus,
+  nvidiaGpuNodes,
+  discoverNvidiaDriverPaths,
+  visibleThroughSystemBinds,
+  NVIDIA_REQUIRED_NODES,
+  NVIDIA_OPTIONAL_NODES,
+  NVIDIA_DRIVER_PROGRAMS,
+  NVIDIA_LIBRARY_DIRS,
+  type DeviceNode,
+  type DriverDiscoveryOptions,
+} from './gpu';
+export {
   defaultSeccompProfile,
   seccompArchitectures,
   BLOCKED_SYSCALLS,

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import {
   SandboxUnavailableError,
   type JobSandbox,
 } from './oci-config';
+import { nvidiaGpuNodes } from './gpu';
 import { defaultSeccompProfile } from './seccomp';
 
 let host: string;
@@ -320,6 +322,96 @@ describe('buildOciConfig on a cgroup v1 hybrid host', () => {
     expect(() => c({ env: { 'A=B': 'x' } })).toThrow(TypeError);
     expect(() => c({ argv: [] })).toThrow(TypeError);
   });
+});
+
+describe('buildOciConfig for a job with an NVIDIA GPU', () => {
+  // Real device nodes (mknod needs root, as in CI) with the NVIDIA driver's numbers, in a directory that
+  // stands in for /dev, and a fake driver library.
+  let devDir: string;
+  let driverLib: string;
+  beforeAll(() => {
+    devDir = join(host, 'gpu-dev');
+    mkdirSync(devDir);
+    for (const [name, major, minor] of [
+      ['nvidia0', 195, 0],
+      ['nvidia1', 195, 1],
+      ['nvidiactl', 195, 255],
+      ['nvidia-uvm', 511, 0],
+      ['nvidia-uvm-tools', 511, 1],
+    ] as const)
+      execFileSync('mknod', [join(devDir, name), 'c', String(major), String(minor)]);
+    driverLib = join(host, 'driver', 'libcuda.so.1');
+    mkdirSync(join(host, 'driver'));
+    writeFileSync(driverLib, 'not really libcuda');
+  });
+
+  const gpuJob = (gpu: number): Partial<JobSandbox> => ({
+    devices: nvidiaGpuNodes(devDir, [gpu]).map((n) => ({ path: n.hostPath, containerPath: n.containerPath })),
+    driverBinds: [driverLib, join(host, 'driver')],
+  });
+
+  it('creates the GPU`s nodes at /dev/<name> with the host nodes` numbers, and allows exactly those', () => {
+    const cfg = buildOciConfig(job(gpuJob(1)), v1Facts());
+    expect(cfg.linux.devices).toEqual([
+      { type: 'c', path: '/dev/nvidia1', major: 195, minor: 1, fileMode: 0o644, uid: 0, gid: 0 },
+      { type: 'c', path: '/dev/nvidiactl', major: 195, minor: 255, fileMode: 0o644, uid: 0, gid: 0 },
+      { type: 'c', path: '/dev/nvidia-uvm', major: 511, minor: 0, fileMode: 0o644, uid: 0, gid: 0 },
+      { type: 'c', path: '/dev/nvidia-uvm-tools', major: 511, minor: 1, fileMode: 0o644, uid: 0, gid: 0 },
+    ]);
+    const rules = cfg.linux.resources.devices;
+    expect(rules[0]).toEqual({ allow: false, access: 'rwm' });
+    // The defaults, then one allow rule per passed node; nvidia0 (another job's GPU) stays denied.
+    expect(rules.slice(-4)).toEqual([
+      { allow: true, type: 'c', major: 195, minor: 1, access: 'rwm' },
+      { allow: true, type: 'c', major: 195, minor: 255, access: 'rwm' },
+      { allow: true, type: 'c', major: 511, minor: 0, access: 'rwm' },
+      { allow: true, type: 'c', major: 511, minor: 1, access: 'rwm' },
+    ]);
+    expect(rules.some((r) => r.major === 195 && r.minor === 0)).toBe(false);
+  });
+
+  it('binds the driver files read-only at the same path, after /tmp, parents first', () => {
+    const mounts = buildOciConfig(job(gpuJob(0)), v1Facts()).mounts;
+    const names = mounts.map((m) => m.destination);
+    expect(names.slice(names.indexOf('/tmp'))).toEqual(['/tmp', join(host, 'driver'), driverLib]);
+    expect(mounts.find((m) => m.destination === driverLib)).toEqual({
+      destination: driverLib,
+      type: 'bind',
+      source: driverLib,
+      options: ['rbind', 'ro', 'nosuid', 'nodev'],
+    });
+  });
+
+  it('gives a job without a GPU no NVIDIA node, no NVIDIA allow rule and no driver bind', () => {
+    const cfg = buildOciConfig(job(), v1Facts());
+    expect(cfg.linux.devices).toEqual([]);
+    expect(cfg.linux.resources.devices.some((r) => r.major === 195 || r.major === 511)).toBe(false);
+    expect(cfg.mounts.some((m) => m.source.startsWith(join(host, 'driver')))).toBe(false);
+  });
+
+  it('reports a missing driver path as something the host cannot provide', () => {
+    const missing = join(host, 'driver', 'libnvidia-ml.so.1');
+    expect(() => buildOciConfig(job({ ...gpuJob(0), driverBinds: [missing] }), v1Facts())).toThrow(
+      new SandboxUnavailableError([`driver path ${missing} (missing)`]),
+    );
+  });
+
+  it('refuses a relative or unnormalized container path, two nodes at one path and a relative driver bind', () => {
+    const node = join(devDir, 'nvidia0');
+    expect(() => c1({ devices: [{ path: node, containerPath: 'dev/nvidia0' }] })).toThrow(TypeError);
+    expect(() => c1({ devices: [{ path: node, containerPath: '/dev/../nvidia0' }] })).toThrow(TypeError);
+    expect(() =>
+      c1({
+        devices: [
+          { path: node, containerPath: '/dev/nvidia0' },
+          { path: join(devDir, 'nvidia1'), containerPath: '/dev/nvidia0' },
+        ],
+      }),
+    ).toThrow('two devices would be created at /dev/nvidia0');
+    expect(() => c1({ driverBinds: ['lib/libcuda.so'] })).toThrow(TypeError);
+    expect(() => c1({ driverBinds: ['/'] })).toThrow(TypeError);
+  });
+  const c1 = (over: Partial<JobSandbox>) => buildOciConfig(job(over), v1Facts());
 });
 
 describe('buildOciConfig on a cgroup v2 host', () => {

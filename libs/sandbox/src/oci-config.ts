@@ -1,4 +1,4 @@
-import { statSync, type BigIntStats } from 'node:fs';
+import { existsSync, statSync, type BigIntStats } from 'node:fs';
 import { posix } from 'node:path';
 import { assertCgroupsPath } from './cgroups';
 import type { HostFacts } from './host-probe';
@@ -82,8 +82,16 @@ export interface JobSandbox {
   extraMounts: { hostPath: string; containerPath: string; readOnly: boolean }[];
   network: 'none' | 'host';
   resources: JobResources;
-  /** host char devices to pass in (major/minor/mode read with fs.stat) */
-  devices: { path: string }[];
+  /**
+   * Host char devices to pass in: `path` on the host (major/minor/mode read with fs.stat), created in the
+   * container at `containerPath` (absolute, normally under /dev; default: the same path).
+   */
+  devices: { path: string; containerPath?: string }[];
+  /**
+   * Host files or directories bound read-only (rbind, nosuid, nodev) at the same path, after /tmp and
+   * with the extra mounts — the GPU driver for a job that gets a GPU. Default none.
+   */
+  driverBinds?: string[];
   /** e.g. /aether/<id> (v1 and v2 both accept an absolute path) */
   cgroupsPath: string;
   profile: SandboxProfile;
@@ -193,17 +201,24 @@ function splitDev(dev: bigint): { major: number; minor: number } {
   return { major: Number(major), minor: Number(minor) };
 }
 
-function deviceOf(path: string): OciDevice {
+/** The `linux.devices` entry for host node `hostPath`, created in the container at `containerPath`. */
+function deviceOf(hostPath: string, containerPath: string): OciDevice {
+  if (
+    !posix.isAbsolute(containerPath) ||
+    posix.normalize(containerPath) !== containerPath ||
+    containerPath.includes('\0')
+  )
+    throw new TypeError(`a device's container path must be a normalized absolute path: ${containerPath}`);
   let st: BigIntStats;
   try {
-    st = statSync(path, { bigint: true });
+    st = statSync(hostPath, { bigint: true });
   } catch (err) {
-    throw new DeviceUnavailableError(path, 'missing', { cause: err });
+    throw new DeviceUnavailableError(hostPath, 'missing', { cause: err });
   }
-  if (!st.isCharacterDevice()) throw new DeviceUnavailableError(path, 'not a character device');
+  if (!st.isCharacterDevice()) throw new DeviceUnavailableError(hostPath, 'not a character device');
   return {
     type: 'c',
-    path,
+    path: containerPath,
     ...splitDev(st.rdev),
     fileMode: Number(st.mode & 0o7777n),
     uid: Number(st.uid),
@@ -229,14 +244,21 @@ function buildMounts(job: JobSandbox): OciMount[] {
       // recursive before runc's `rro`, kernel ≥ 5.12.)
       options: ['rbind', ...systemRo, 'nosuid', 'nodev'],
     }));
-  const extras: OciMount[] = [...job.extraMounts]
-    .sort((a, b) => depth(a.containerPath) - depth(b.containerPath))
-    .map((m) => ({
+  const extras: OciMount[] = [
+    ...job.extraMounts.map((m) => ({
       destination: m.containerPath,
       type: 'bind',
       source: m.hostPath,
       options: ['bind', m.readOnly === false ? 'rw' : 'ro', 'nosuid', 'nodev'],
-    }));
+    })),
+    // Exec stays: nvidia-smi is a program. rbind, so a driver directory's submounts come along.
+    ...(job.driverBinds ?? []).map((p) => ({
+      destination: p,
+      type: 'bind',
+      source: p,
+      options: ['rbind', 'ro', 'nosuid', 'nodev'],
+    })),
+  ].sort((a, b) => depth(a.destination) - depth(b.destination));
   const tmpOptions = ['nosuid', 'nodev', 'mode=1777'];
   if (job.resources.tmpSizeBytes > 0) tmpOptions.push(`size=${job.resources.tmpSizeBytes}`);
   return [
@@ -353,8 +375,8 @@ function buildResources(
 const CAPABILITY = /^CAP_[A-Z_]+$/;
 
 /**
- * The runtime-spec 1.0.2 config of one job's container. Pure apart from `stat` of the system binds
- * and devices; call {@link prepareRootfs} on the same rootfsDir and systemBinds first.
+ * The runtime-spec 1.0.2 config of one job's container. Pure apart from `stat` of the system binds,
+ * devices and driver binds; call {@link prepareRootfs} on the same rootfsDir and systemBinds first.
  *
  * Resource values of 0 mean "no limit". CPU: quota = millicores × 100 ms / 1000 per 100 ms period
  * (at least 1 ms); weight is written as the v1 shares that runc turns back into that v2 weight.
@@ -362,6 +384,7 @@ const CAPABILITY = /^CAP_[A-Z_]+$/;
  *
  * @throws SandboxUnavailableError listing everything the job asks for that the host cannot enforce.
  * @throws DeviceUnavailableError when a device to pass in is missing or not a character device.
+ *   A driver bind that does not exist is reported in SandboxUnavailableError's `missing`.
  * @throws RangeError / TypeError for malformed input (negative limits, a relative cgroupsPath …).
  */
 export function buildOciConfig(job: JobSandbox, host: HostFacts): OciConfig {
@@ -378,7 +401,17 @@ export function buildOciConfig(job: JobSandbox, host: HostFacts): OciConfig {
   if (profile.seccomp && !host.seccomp.available) missing.push('seccomp');
   if (profile.noNewPrivileges && !host.noNewPrivileges.available) missing.push('no_new_privs');
 
-  const devices = job.devices.map((d) => deviceOf(d.path));
+  const devices = job.devices.map((d) => deviceOf(d.path, d.containerPath ?? d.path));
+  const seen = new Set<string>();
+  for (const d of devices) {
+    if (seen.has(d.path)) throw new TypeError(`two devices would be created at ${d.path}`);
+    seen.add(d.path);
+  }
+  for (const p of job.driverBinds ?? []) {
+    if (!posix.isAbsolute(p) || posix.normalize(p) !== p || p === '/')
+      throw new TypeError(`a driver bind must be a normalized absolute path other than /: ${p}`);
+    if (!existsSync(p)) missing.push(`driver path ${p} (missing)`);
+  }
   const resources = buildResources(job, host, devices, missing);
   if (missing.length > 0) throw new SandboxUnavailableError(missing);
 

@@ -20,15 +20,25 @@ import {
   DEFAULT_PROFILE,
   SandboxUnavailableError,
   buildOciConfig,
+  discoverNvidiaDriverPaths,
   prepareRootfs,
   removeCgroup,
+  type DeviceNode,
   type HostFacts,
   type JobSandbox,
   type SandboxProfile,
 } from '@aether/sandbox';
 import { newId } from '@aether/rpc';
 import type { JobArtifacts, OutputOutcome } from './job-artifacts';
-import { BASE_ENV, checkMountAllowed, deviceNodes, signalOf } from './job-spec';
+import {
+  BASE_ENV,
+  assignGpus,
+  checkMountAllowed,
+  deviceNodes,
+  gpuIndices,
+  signalOf,
+  wantsGpu,
+} from './job-spec';
 import {
   JobEventType,
   JobState,
@@ -101,6 +111,10 @@ export class JobManager {
   private readonly usageCache = new Map<string, JobUsage>();
   /** Finished jobs whose cleanup failed, with the attempts made; the sweep retries them. */
   private readonly cleanupRetries = new Map<string, number>();
+  /** GPU numbers each queued or running job holds (released when it ends); rebuilt from the store on start. */
+  private readonly gpuHolds = new Map<string, number[]>();
+  /** Host driver files bound read-only into GPU jobs (`jobs.gpu.driverPaths`, discovered when `auto`). */
+  private readonly gpuDriverPaths: string[];
   private exitWatcher: FSWatcher | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -110,6 +124,8 @@ export class JobManager {
   constructor(private readonly o: JobManagerOptions) {
     this.exitDir = join(o.config.dir, 'exits');
     this.socketDir = join(o.config.dir, 'sockets');
+    const driver = o.config.gpu.driverPaths;
+    this.gpuDriverPaths = driver === 'auto' ? discoverNvidiaDriverPaths(o.config.systemBinds) : [...driver];
   }
 
   get store(): JobStore {
@@ -127,6 +143,17 @@ export class JobManager {
       this.o.log.error({ err }, 'job exit watcher failed; falling back to the periodic sweep'),
     );
     await this.reconcile();
+    for (const job of this.o.store.inStates([
+      JobState.JOB_STATE_PENDING,
+      JobState.JOB_STATE_STARTING,
+      JobState.JOB_STATE_RUNNING,
+    ]))
+      this.holdGpus(job.id, job.spec);
+    if (this.o.config.gpu.driverPaths === 'auto' && this.gpuDriverPaths.length > 0)
+      this.o.log.info(
+        { driverPaths: this.gpuDriverPaths },
+        'GPU jobs get the discovered driver files bound in',
+      );
     // The sweep catches what inotify may miss, samples running jobs' logs (rotation) and applies retention.
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
     this.sweepTimer.unref();
@@ -172,7 +199,9 @@ export class JobManager {
       }
       if (prior) this.o.store.update(prior.id, { idempotencyKey: '' });
     }
-    this.checkIsolation(input.spec);
+    // A GPU left to aetherd's choice is chosen now and recorded in the spec: the job holds it from here on.
+    const spec = assignGpus(input.spec, this.o.config.gpu.deviceDir, this.heldGpus());
+    this.checkIsolation(spec);
     if (this.queue.length >= this.o.config.maxQueued && this.active.size >= this.o.config.maxConcurrent)
       throw new ResourceExhaustedError(
         `the job queue is full (${this.o.config.maxQueued} jobs waiting)`,
@@ -186,7 +215,7 @@ export class JobManager {
         state: JobState.JOB_STATE_PENDING,
         actor: input.actor,
         intentId: input.intentId,
-        spec: input.spec,
+        spec,
         createTime: now,
         runtime: this.o.config.runtime,
         idempotencyKey: input.idempotencyKey,
@@ -199,6 +228,7 @@ export class JobManager {
         actor: input.actor,
       },
     );
+    this.holdGpus(id, spec);
     this.emit(job, this.o.store.events(id)[0]!);
     this.queue.push(id);
     if (this.active.size >= this.o.config.maxConcurrent)
@@ -229,7 +259,15 @@ export class JobManager {
         'ISOLATION_UNAVAILABLE',
         { missing: 'conmon' },
       );
-    const devices = deviceNodes(spec);
+    const devices = deviceNodes(spec, this.o.config.gpu.deviceDir);
+    if (wantsGpu(spec))
+      for (const p of this.gpuDriverPaths)
+        if (!existsSync(p))
+          throw new FailedPreconditionError(
+            `GPU driver path ${p} (jobs.gpu.driverPaths) does not exist on this host`,
+            'GPU_UNAVAILABLE',
+            { missing: p },
+          );
     try {
       buildOciConfig(this.sandboxOf('dry-run', spec, devices, '/nonexistent'), h);
     } catch (err) {
@@ -258,7 +296,7 @@ export class JobManager {
     };
   }
 
-  private sandboxOf(id: string, spec: jobsV1.JobSpec, devices: string[], jobDir: string): JobSandbox {
+  private sandboxOf(id: string, spec: jobsV1.JobSpec, devices: DeviceNode[], jobDir: string): JobSandbox {
     const r = spec.resources!;
     return {
       id,
@@ -295,7 +333,8 @@ export class JobManager {
         ioWriteBps: Number(r.ioWriteBps),
         tmpSizeBytes: Number(r.tmpSizeBytes),
       },
-      devices: devices.map((path) => ({ path })),
+      devices: devices.map((d) => ({ path: d.hostPath, containerPath: d.containerPath })),
+      driverBinds: wantsGpu(spec) ? this.gpuDriverPaths : [],
       cgroupsPath: this.cgroupPath(id),
       profile: this.profileOf(spec),
     };
@@ -310,6 +349,29 @@ export class JobManager {
         'this aetherd has no artifact store',
       );
     return this.o.artifacts.inputBlob(name);
+  }
+
+  private holdGpus(id: string, spec: jobsV1.JobSpec): void {
+    const gpus = gpuIndices(spec);
+    if (gpus.length > 0) this.gpuHolds.set(id, gpus);
+  }
+
+  /**
+   * Each GPU number held by a queued or running job (other than `except`), with one such job. Holds of
+   * jobs that ended by a path that does not settle (e.g. found LOST at start-up) are dropped here.
+   */
+  private heldGpus(except?: string): Map<number, string> {
+    const held = new Map<number, string>();
+    for (const [id, gpus] of this.gpuHolds) {
+      const job = this.o.store.get(id);
+      if (!job || isTerminal(job.state)) {
+        this.gpuHolds.delete(id);
+        continue;
+      }
+      if (id === except) continue;
+      for (const n of gpus) if (!held.has(n)) held.set(n, id);
+    }
+    return held;
   }
 
   private cgroupPath(id: string): string {
@@ -357,7 +419,11 @@ export class JobManager {
         if (profile.unprivileged) chownSync(hostCwd, this.o.config.uid, this.o.config.gid);
       }
       prepareRootfs(join(bundle, 'rootfs'), this.o.config.systemBinds);
-      const config = buildOciConfig(this.sandboxOf(id, job.spec, deviceNodes(job.spec), dir), this.o.host);
+      // A job queued before GPUs were chosen at submission gets its GPU now.
+      const spec = assignGpus(job.spec, this.o.config.gpu.deviceDir, this.heldGpus(id));
+      this.holdGpus(id, spec);
+      const devices = deviceNodes(spec, this.o.config.gpu.deviceDir);
+      const config = buildOciConfig(this.sandboxOf(id, spec, devices, dir), this.o.host);
       writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
       const { pid, monitorPid } = await this.o.runtime.createMonitored(id, {
         bundleDir: bundle,
@@ -620,6 +686,7 @@ export class JobManager {
   /** A job left STARTING/RUNNING for good: free its slot, wake waiters, start the next. */
   private settle(id: string): void {
     this.active.delete(id);
+    this.gpuHolds.delete(id);
     for (const t of this.timers.get(id) ?? []) clearTimeout(t);
     this.timers.delete(id);
     const log = this.logs.get(id);
@@ -778,6 +845,7 @@ export class JobManager {
       { state: JobState.JOB_STATE_CANCELLED, endTime: Date.now(), cleanedUp: true },
       { type: JobEventType.JOB_EVENT_TYPE_CANCELLED, message: 'cancelled while queued', actor },
     );
+    this.gpuHolds.delete(id);
     for (const w of this.waiters.get(id) ?? []) w();
     this.waiters.delete(id);
     return done;

@@ -7,6 +7,7 @@ import { status as Status } from '@grpc/grpc-js';
 import type { JobsConfig } from '@aether/config';
 import { durationFromMs, jobsV1, msFromDuration } from '@aether/proto';
 import { PermissionDeniedError, ResourceExhaustedError, RpcError, Violations } from '@aether/rpc';
+import { DeviceUnavailableError, listNvidiaGpus, nvidiaGpuNodes, type DeviceNode } from '@aether/sandbox';
 
 const { NetworkMode, DeviceKind } = jobsV1;
 
@@ -334,32 +335,115 @@ function realpathOr(p: string): string {
   }
 }
 
-/** Host device nodes for a spec's devices; FAILED_PRECONDITION when one is missing on this host. */
-export function deviceNodes(spec: jobsV1.JobSpec): string[] {
-  const nodes: string[] = [];
+/** Whether a spec asks for an NVIDIA GPU. */
+export function wantsGpu(spec: jobsV1.JobSpec): boolean {
+  return spec.devices.some((d) => d.kind === DeviceKind.DEVICE_KIND_NVIDIA_GPU);
+}
+
+function gpuUnavailable(message: string, metadata: Record<string, string>): RpcError {
+  return new RpcError(Status.FAILED_PRECONDITION, 'GPU_UNAVAILABLE', message, { metadata });
+}
+
+/**
+ * The spec with a GPU index chosen for each NVIDIA GPU that names neither an index nor a UUID: the
+ * lowest-numbered `<deviceDir>/nvidia<N>` that `held` does not contain (and not chosen for the same spec
+ * twice). Unchanged when there is nothing to choose.
+ *
+ * @param held - GPU numbers held by other jobs, each with one of them (for the message).
+ * @throws RpcError FAILED_PRECONDITION / `GPU_UNAVAILABLE` when the host has no GPU node at all;
+ *   RESOURCE_EXHAUSTED / `GPUS_BUSY` when every one is held.
+ */
+export function assignGpus(
+  spec: jobsV1.JobSpec,
+  deviceDir: string,
+  held: ReadonlyMap<number, string>,
+): jobsV1.JobSpec {
+  const open = spec.devices.filter(
+    (d) => d.kind === DeviceKind.DEVICE_KIND_NVIDIA_GPU && d.index === undefined && d.path === '',
+  );
+  if (open.length === 0) return spec;
+  const gpus = listNvidiaGpus(deviceDir);
+  if (gpus.length === 0)
+    throw gpuUnavailable(`no NVIDIA GPU on this host: ${deviceDir} has no nvidia<N> character device`, {
+      missing: posix.join(deviceDir, 'nvidia0'),
+    });
+  const taken = new Set([...held.keys(), ...spec.devices.map((d) => d.index).filter((i) => i !== undefined)]);
+  const free = gpus.filter((n) => !taken.has(n));
+  if (free.length < open.length)
+    throw new ResourceExhaustedError(
+      `the job asks for ${open.length} GPU${open.length > 1 ? 's' : ''} of aetherd's choosing but ${free.length} of this host's ${gpus.length} ${free.length === 1 ? 'is' : 'are'} free (${gpus
+        .map(
+          (n) =>
+            `nvidia${n}: ${held.has(n) ? `held by jobs/${held.get(n)}` : taken.has(n) ? 'named by the job' : 'free'}`,
+        )
+        .join(', ')}); retry when a job ends, or name a GPU by index to share it`,
+      'GPUS_BUSY',
+    );
+  let next = 0;
+  return {
+    ...spec,
+    devices: spec.devices.map((d) => (open.includes(d) ? { ...d, index: free[next++]! } : d)),
+  };
+}
+
+/** The NVIDIA GPU numbers a spec names (after {@link assignGpus}), ascending and unique. */
+export function gpuIndices(spec: jobsV1.JobSpec): number[] {
+  const indices = spec.devices
+    .filter((d) => d.kind === DeviceKind.DEVICE_KIND_NVIDIA_GPU && d.index !== undefined)
+    .map((d) => d.index!);
+  return [...new Set(indices)].sort((a, b) => a - b);
+}
+
+/**
+ * Host device nodes for a spec's devices and where each appears in the sandbox. A character device keeps
+ * its path; an NVIDIA GPU (its index chosen by {@link assignGpus}) is `<deviceDir>/nvidia<N>` plus
+ * `nvidiactl`, `nvidia-uvm` and, when present, `nvidia-uvm-tools` and `nvidia-modeset`, each at
+ * `/dev/<name>` inside.
+ *
+ * @throws RpcError FAILED_PRECONDITION / `GPU_UNAVAILABLE` naming a missing GPU node, or for a GPU named by
+ *   UUID; `ISOLATION_UNAVAILABLE` when another device is missing on this host.
+ */
+export function deviceNodes(spec: jobsV1.JobSpec, deviceDir: string): DeviceNode[] {
+  const nodes: DeviceNode[] = [];
+  const gpus: number[] = [];
   for (const d of spec.devices) {
-    if (d.kind === DeviceKind.DEVICE_KIND_CHAR_DEVICE) nodes.push(d.path);
-    else if (d.kind === DeviceKind.DEVICE_KIND_NVIDIA_GPU) {
-      nodes.push(`/dev/nvidia${d.index ?? 0}`, '/dev/nvidiactl', '/dev/nvidia-uvm');
+    if (d.kind === DeviceKind.DEVICE_KIND_CHAR_DEVICE) {
+      let ok = false;
+      try {
+        ok = statSync(d.path).isCharacterDevice();
+      } catch {
+        ok = false;
+      }
+      if (!ok)
+        throw new RpcError(
+          Status.FAILED_PRECONDITION,
+          'ISOLATION_UNAVAILABLE',
+          `device ${d.path} is not a character device on this host`,
+          { metadata: { missing: d.path } },
+        );
+      nodes.push({ hostPath: d.path, containerPath: d.path });
+    } else if (d.kind === DeviceKind.DEVICE_KIND_NVIDIA_GPU) {
+      if (d.path !== '')
+        throw gpuUnavailable(
+          `GPU ${JSON.stringify(d.path)}: aetherd cannot select a GPU by UUID (mapping a UUID to its device node needs nvidia-smi, which aetherd does not run); name the GPU by index, or leave both unset for any free GPU`,
+          { gpu: d.path },
+        );
+      if (d.index === undefined) throw new Error('deviceNodes: assignGpus must choose the GPU first');
+      gpus.push(d.index);
     }
   }
-  const unique = [...new Set(nodes)];
-  for (const n of unique) {
-    let ok = false;
+  if (gpus.length > 0) {
     try {
-      ok = statSync(n).isCharacterDevice();
-    } catch {
-      ok = false;
+      nodes.push(...nvidiaGpuNodes(deviceDir, gpus));
+    } catch (err) {
+      if (!(err instanceof DeviceUnavailableError)) throw err;
+      throw gpuUnavailable(`GPU device ${err.path} is ${err.reason} on this host`, { missing: err.path });
     }
-    if (!ok)
-      throw new RpcError(
-        Status.FAILED_PRECONDITION,
-        'ISOLATION_UNAVAILABLE',
-        `device ${n} is not a character device on this host`,
-        { metadata: { missing: n } },
-      );
   }
-  return unique;
+  // One node per path inside (a GPU's nvidiactl may also be asked for as a plain device).
+  const unique = new Map<string, DeviceNode>();
+  for (const n of nodes) if (!unique.has(n.containerPath)) unique.set(n.containerPath, n);
+  return [...unique.values()];
 }
 
 /**

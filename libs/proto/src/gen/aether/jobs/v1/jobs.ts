@@ -285,7 +285,9 @@ export enum DeviceKind {
   DEVICE_KIND_UNSPECIFIED = 0,
   /**
    * DEVICE_KIND_NVIDIA_GPU - An NVIDIA GPU. The job gets the GPU's `/dev/nvidiaN` node plus `/dev/nvidiactl`, `/dev/nvidia-uvm`
-   * (and `-tools`), and the host's driver libraries and `nvidia-smi` bound read-only.
+   * (and `/dev/nvidia-uvm-tools`, `/dev/nvidia-modeset` where the host has them), and the host's driver
+   * files (`nvidia-smi`, `libcuda.so*`, `libnvidia-ml.so*` … as configured in `jobs.gpu.driverPaths`)
+   * bound read-only where the sandbox does not already see them.
    */
   DEVICE_KIND_NVIDIA_GPU = 1,
   /**
@@ -994,12 +996,16 @@ export interface Device {
   kind: DeviceKind;
   /**
    * For DEVICE_KIND_CHAR_DEVICE: the absolute host device path (e.g. `/dev/fuse`). For NVIDIA GPUs:
-   * empty, or a GPU UUID (`GPU-…`) to select a GPU by UUID.
+   * empty. (A GPU UUID (`GPU-…`) is refused with FAILED_PRECONDITION / `GPU_UNAVAILABLE`: aetherd does not
+   * run `nvidia-smi` to map a UUID to its device node.)
    */
   path: string;
   /**
-   * For DEVICE_KIND_NVIDIA_GPU: the GPU index as `nvidia-smi` numbers them. Unset with an empty `path`:
-   * aetherd picks a free GPU. Ignored for other kinds.
+   * For DEVICE_KIND_NVIDIA_GPU: the GPU's device node `/dev/nvidia<index>` (its minor number, which
+   * `nvidia-smi -q` shows as "Minor Number"; usually the same as nvidia-smi's index). Several jobs may
+   * name the same index. Unset with an empty `path`: at submission aetherd picks the lowest-numbered GPU
+   * that no queued or running job holds and records it here; the job holds it until it ends. Ignored for
+   * other kinds.
    */
   index?: number | undefined;
 }
@@ -5176,8 +5182,10 @@ export const JobServiceService = {
    * absurd limits); PERMISSION_DENIED (`POLICY_DENIED`, `APPROVAL_REQUIRED`, `MOUNT_NOT_ALLOWED` for a
    * host path outside the configured allowlist, `LIMIT_ABOVE_CEILING` for a limit above the configured
    * hard ceiling); FAILED_PRECONDITION / `ISOLATION_UNAVAILABLE` when the host cannot provide an isolation
-   * feature the job needs (metadata `feature`, e.g. `cgroup.io`, `userns`, `seccomp`); RESOURCE_EXHAUSTED
-   * / `JOB_QUEUE_FULL` when the queue is full, `REQUEST_TOO_LARGE` when argv/env exceed their limits;
+   * feature the job needs (metadata `feature`, e.g. `cgroup.io`, `userns`, `seccomp`), `GPU_UNAVAILABLE`
+   * when a GPU device node or driver file is missing (metadata `missing`) or a GPU is named by UUID;
+   * RESOURCE_EXHAUSTED / `JOB_QUEUE_FULL` when the queue is full, `GPUS_BUSY` when a GPU left to aetherd's
+   * choice finds every GPU held, `REQUEST_TOO_LARGE` when argv/env exceed their limits;
    * ALREADY_EXISTS / `IDEMPOTENCY_KEY_REUSED` when `idempotency_key` was used for a different spec.
    */
   submitJob: {
@@ -5341,8 +5349,10 @@ export interface JobServiceServer extends UntypedServiceImplementation {
    * absurd limits); PERMISSION_DENIED (`POLICY_DENIED`, `APPROVAL_REQUIRED`, `MOUNT_NOT_ALLOWED` for a
    * host path outside the configured allowlist, `LIMIT_ABOVE_CEILING` for a limit above the configured
    * hard ceiling); FAILED_PRECONDITION / `ISOLATION_UNAVAILABLE` when the host cannot provide an isolation
-   * feature the job needs (metadata `feature`, e.g. `cgroup.io`, `userns`, `seccomp`); RESOURCE_EXHAUSTED
-   * / `JOB_QUEUE_FULL` when the queue is full, `REQUEST_TOO_LARGE` when argv/env exceed their limits;
+   * feature the job needs (metadata `feature`, e.g. `cgroup.io`, `userns`, `seccomp`), `GPU_UNAVAILABLE`
+   * when a GPU device node or driver file is missing (metadata `missing`) or a GPU is named by UUID;
+   * RESOURCE_EXHAUSTED / `JOB_QUEUE_FULL` when the queue is full, `GPUS_BUSY` when a GPU left to aetherd's
+   * choice finds every GPU held, `REQUEST_TOO_LARGE` when argv/env exceed their limits;
    * ALREADY_EXISTS / `IDEMPOTENCY_KEY_REUSED` when `idempotency_key` was used for a different spec.
    */
   submitJob: handleUnaryCall<SubmitJobRequest, SubmitJobResponse>;
@@ -5425,8 +5435,10 @@ export interface JobServiceClient extends Client {
    * absurd limits); PERMISSION_DENIED (`POLICY_DENIED`, `APPROVAL_REQUIRED`, `MOUNT_NOT_ALLOWED` for a
    * host path outside the configured allowlist, `LIMIT_ABOVE_CEILING` for a limit above the configured
    * hard ceiling); FAILED_PRECONDITION / `ISOLATION_UNAVAILABLE` when the host cannot provide an isolation
-   * feature the job needs (metadata `feature`, e.g. `cgroup.io`, `userns`, `seccomp`); RESOURCE_EXHAUSTED
-   * / `JOB_QUEUE_FULL` when the queue is full, `REQUEST_TOO_LARGE` when argv/env exceed their limits;
+   * feature the job needs (metadata `feature`, e.g. `cgroup.io`, `userns`, `seccomp`), `GPU_UNAVAILABLE`
+   * when a GPU device node or driver file is missing (metadata `missing`) or a GPU is named by UUID;
+   * RESOURCE_EXHAUSTED / `JOB_QUEUE_FULL` when the queue is full, `GPUS_BUSY` when a GPU left to aetherd's
+   * choice finds every GPU held, `REQUEST_TOO_LARGE` when argv/env exceed their limits;
    * ALREADY_EXISTS / `IDEMPOTENCY_KEY_REUSED` when `idempotency_key` was used for a different spec.
    */
   submitJob(
