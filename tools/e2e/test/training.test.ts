@@ -339,6 +339,31 @@ describe('training: dataset artifact → sandboxed training → checkpoint artif
     expect(again.run!.state).toBe(S.TRAINING_RUN_STATE_STOPPED);
   }, 90_000);
 
+  it('a run survives a cfcd restart: followed again from where its log was read, nothing counted twice', async () => {
+    const started = await start({
+      template: 'reference-mlp',
+      datasets: [dataset.name],
+      hyperparameters: { epochs: 12000 },
+      registerModel: true,
+    });
+    for await (const u of serverStreamCall(
+      m().watchTrainingRun.bind(m()),
+      modelsV1.WatchTrainingRunRequest.fromPartial({ name: started.name }),
+      { timeoutMs: 60_000 },
+    ))
+      if (u.update?.$case === 'metric') break;
+    await stack.stop('cfcd');
+    await new Promise((r) => setTimeout(r, 1_000)); // the job goes on without cfcd
+    await stack.start('cfcd');
+    const { last, metrics } = await watch(started.name, -1n);
+    expect(last.state).toBe(S.TRAINING_RUN_STATE_SUCCEEDED);
+    const steps = metrics.map((p) => Number(p.step));
+    expect(new Set(steps).size).toBe(steps.length);
+    expect(steps).toEqual([...steps].sort((a, b) => a - b));
+    expect(metrics.length).toBeGreaterThanOrEqual(90);
+    expect(last.model).toBe(`models/tr-${last.id}`);
+  }, 120_000);
+
   it('refuses bad input with the right codes, and nothing is started', async () => {
     const before = await unaryCall(
       m().listTrainingRuns.bind(m()),
@@ -370,7 +395,14 @@ describe('training: dataset artifact → sandboxed training → checkpoint artif
 
     // GPUs are granted per caller: aurorad's runs get none (before cfcd asks aetherd).
     e = await failure(
-      start({ template: 'reference-mlp', datasets: [dataset.name], resources: { gpuCount: 1 } }, aurorad),
+      start(
+        {
+          template: 'reference-mlp',
+          datasets: [dataset.name],
+          resources: modelsV1.TrainingResources.fromPartial({ gpuCount: 1 }),
+        },
+        aurorad,
+      ),
     );
     expect(e.code).toBe(status.PERMISSION_DENIED);
     expect(e.message).toContain('aurorad-training-no-gpu');

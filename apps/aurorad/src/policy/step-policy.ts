@@ -1,5 +1,5 @@
 import type { PolicyPrincipal, PolicyQuery, PolicyResource, Decision } from '@aether/policy';
-import { intentsV1, jobPolicyResource, jobsV1 } from '@aether/proto';
+import { intentsV1, jobPolicyResource, jobsV1, modelsV1 } from '@aether/proto';
 import { containsStepReference } from '../planning/plan-schema';
 import { encodeToolArguments, withoutSkipped } from '../planning/tool-arguments';
 import type { Json, JsonObject, PlannedStep, ToolName } from '../planning/plan';
@@ -95,8 +95,27 @@ export function stepAccess(tool: ToolName, args: JsonObject): StepAccess {
       return { daemon: 'cfcd', action: 'models.Infer', resource: { type: 'service', id: 'models' } };
     case 'models.generate':
       return { daemon: 'cfcd', action: 'models.Generate', resource: { type: 'service', id: 'models' } };
-    case 'models.train':
-      return { daemon: 'cfcd', action: 'models.StartTraining', resource: { type: 'service', id: 'models' } };
+    case 'models.train': {
+      // cfcd presents StartTraining as the job it would submit; aurorad knows the run's resources and
+      // GPUs but not the template's defaults (unset limits read as 0 here).
+      const r = modelsV1.StartTrainingRequest.decode(encodeToolArguments(tool, known)).spec?.resources;
+      const job = jobsV1.JobSpec.fromPartial({
+        resources: {
+          cpuMillicores: r?.cpuMillicores ?? 0,
+          memoryBytes: r?.memoryBytes ?? 0n,
+          pidsMax: r?.pidsMax ?? 0,
+        },
+        ...(r?.timeout ? { timeout: r.timeout } : {}),
+        devices: Array.from({ length: r?.gpuCount ?? 0 }, () => ({
+          kind: jobsV1.DeviceKind.DEVICE_KIND_NVIDIA_GPU,
+        })),
+      });
+      return {
+        daemon: 'cfcd',
+        action: 'models.StartTraining',
+        resource: { ...jobPolicyResource(job), id: 'new' },
+      };
+    }
   }
 }
 
