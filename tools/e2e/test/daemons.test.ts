@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Metadata, status } from '@grpc/grpc-js';
-import { healthV1, modelsV1 } from '@aether/proto';
-import { RpcError, unaryCall } from '@aether/rpc';
+import { healthV1 } from '@aether/proto';
+import { type RpcError, unaryCall } from '@aether/rpc';
 import { Stack } from '../src';
 
 const auditLines = (path: string): Record<string, unknown>[] =>
@@ -45,18 +45,6 @@ describe('the three daemons over mTLS Unix sockets', () => {
       expect(st.isSocket()).toBe(true);
       expect(st.mode & 0o777).toBe(0o660);
     }
-  });
-
-  it('answers a contract method that is not built yet with UNIMPLEMENTED and a typed ErrorInfo', async () => {
-    const client = stack.client();
-    const err = await client
-      .call(client.models, 'listTrainingRuns', modelsV1.ListTrainingRunsRequest.fromPartial({}), {
-        requestId: 'req-unimpl-1',
-      })
-      .catch((e: unknown) => e);
-    client.close();
-    expect(err).toBeInstanceOf(RpcError);
-    expect(err).toMatchObject({ code: status.UNIMPLEMENTED, reason: 'NOT_IMPLEMENTED' });
   });
 
   it('denies an identity that no policy names, with default-deny, and audits the denial durably', async () => {
@@ -122,13 +110,13 @@ describe('the three daemons over mTLS Unix sockets', () => {
       code: status.INVALID_ARGUMENT,
       reason: 'INVALID_NAME',
     });
-    // …and cfcd for models (training runs are not built yet).
+    // …and cfcd for models and training runs.
     await expect(client.call(client.models, 'getModel', { name: 'models/1' })).rejects.toMatchObject({
       reason: 'INVALID_NAME',
     });
     await expect(
-      client.call(client.models, 'getTrainingRun', { name: 'trainingRuns/1' }),
-    ).rejects.toMatchObject({ reason: 'NOT_IMPLEMENTED' });
+      client.call(client.models, 'getTrainingRun', { name: 'trainingRuns/01aaaaaaaaaaaaaaaaaaaaaaaa' }),
+    ).rejects.toMatchObject({ code: status.NOT_FOUND, reason: 'TRAINING_RUN_NOT_FOUND' });
     client.close();
   });
 });
