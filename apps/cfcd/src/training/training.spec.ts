@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trainingTemplateSchema, referenceTrainingTemplate } from '@aether/config';
 import { jobsV1, modelsV1, timestampFromDate } from '@aether/proto';
-import { RpcError } from '@aether/rpc';
+import { type RpcError } from '@aether/rpc';
 import { checkHyperparameters, trainingJobSpec, TrainingTemplates } from './templates';
 import { metricOfLine } from './training-manager';
 import { MAX_METRIC_POINTS, TrainingStore } from './training-store';
