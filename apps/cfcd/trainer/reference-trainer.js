@@ -663,9 +663,100 @@ async function train(opts) {
 
 // ---------------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------------
+// Evaluation: `--evaluate` measures a checkpoint.json this trainer wrote on a dataset (cfcd's
+// `evaluate` template). The checkpoint and the dataset come from flags or, as the evaluate-model
+// playbook passes them, from $AETHER_HPARAMS {"model": "artifacts/<id>", "dataset": "artifacts/<id>"},
+// bound at /work/inputs/<id>.
+
+function parseEvaluateArgs(argv) {
+  const opts = { model: undefined, datasets: [], out: '/work/outputs' };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--evaluate') continue;
+    const value = argv[i + 1];
+    if (arg === '--model' || arg === '--dataset' || arg === '--out') {
+      if (value === undefined) throw new InputError(`${arg} needs a value`);
+      i++;
+      if (arg === '--model') opts.model = value;
+      else if (arg === '--dataset') opts.datasets.push(value);
+      else opts.out = value;
+    } else throw new InputError(`unknown argument ${arg} (evaluation takes --model, --dataset and --out)`);
+  }
+  if (process.env.AETHER_HPARAMS && (opts.model === undefined || opts.datasets.length === 0)) {
+    let hp;
+    try {
+      hp = JSON.parse(process.env.AETHER_HPARAMS);
+    } catch (err) {
+      throw new InputError(`$AETHER_HPARAMS: not JSON: ${err.message}`);
+    }
+    if (hp === null || typeof hp !== 'object') throw new InputError('$AETHER_HPARAMS: not a JSON object');
+    const input = (key) => {
+      const v = hp[key];
+      if (typeof v !== 'string' || !/^artifacts\/[0-9a-z]{26}$/.test(v))
+        throw new InputError(`$AETHER_HPARAMS: "${key}" must be an artifact name such as artifacts/<id>`);
+      return `/work/inputs/${v.slice('artifacts/'.length)}`;
+    };
+    opts.model ??= input('model');
+    if (opts.datasets.length === 0) opts.datasets.push(input('dataset'));
+  }
+  if (opts.model === undefined || opts.datasets.length === 0)
+    throw new InputError('evaluation needs --model <checkpoint.json> and --dataset <file|dir>');
+  return opts;
+}
+
+function loadCheckpoint(file) {
+  let ck;
+  try {
+    ck = JSON.parse(readText(file, 'checkpoint'));
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw new InputError(`${file}: not JSON (${err.message}); expected a checkpoint.json of this trainer`);
+  }
+  const w = ck && ck.weights;
+  const H = ck && ck.architecture && ck.architecture.hidden;
+  const ok = (t, n) => t && Array.isArray(t.data) && t.data.length === n && t.data.every(Number.isFinite);
+  if (!Number.isInteger(H) || H < 1 || !w || !ok(w.W1, H) || !ok(w.b1, H) || !ok(w.W2, H) || !ok(w.b2, 1))
+    throw new InputError(`${file}: not a checkpoint of this trainer (format aether.reference-mlp.v1)`);
+  return new Mlp(H, Float32Array.from([...w.W1.data, ...w.b1.data, ...w.W2.data, ...w.b2.data]));
+}
+
+function evaluate(opts) {
+  const started = Date.now();
+  const model = loadCheckpoint(opts.model);
+  const data = readDataset(opts.datasets);
+  let se = 0;
+  let ae = 0;
+  for (let i = 0; i < data.x.length; i++) {
+    const e = model.predict(data.x[i]) - data.y[i];
+    se += e * e;
+    ae += Math.abs(e);
+  }
+  const result = {
+    step: 0,
+    loss: r6(se / data.x.length),
+    mse: r6(se / data.x.length),
+    mae: r6(ae / data.x.length),
+    rows: data.x.length,
+  };
+  emit(result);
+  try {
+    fs.mkdirSync(opts.out, { recursive: true });
+    writeAtomic(
+      path.join(opts.out, 'evaluation.json'),
+      `${JSON.stringify({ ...result, model: opts.model, dataset: { files: data.files, sha256: data.sha256 } }, null, 2)}\n`,
+    );
+  } catch (err) {
+    throw new InputError(`cannot write ${opts.out}/evaluation.json: ${err.code ?? err.message}`);
+  }
+  emit({ done: true, ...result, duration_ms: Date.now() - started });
+}
+
 async function main() {
   try {
-    await train(parseArgs(process.argv.slice(2)));
+    const argv = process.argv.slice(2);
+    if (argv.includes('--evaluate')) evaluate(parseEvaluateArgs(argv));
+    else await train(parseArgs(argv));
   } catch (err) {
     const input = err instanceof InputError;
     process.stderr.write(`reference-trainer: error: ${input ? err.message : (err.stack ?? err)}\n`);

@@ -184,6 +184,31 @@ export function referenceTrainingTemplate(): TrainingTemplateConfig {
   };
 }
 
+/**
+ * The evaluation template cfcd ships (the evaluate-model playbook's default): the reference trainer's
+ * `--evaluate` mode measures a checkpoint.json on a dataset, both given as artifacts in the
+ * hyperparameters; MSE and MAE become the run's metrics.
+ */
+export function referenceEvaluationTemplate(): TrainingTemplateConfig {
+  const artifact = { type: 'string', pattern: '^artifacts/[0-9a-z]{26}$' };
+  return {
+    description:
+      "Evaluates a reference-mlp checkpoint (checkpoint.json) on a dataset: hyperparameters {model, dataset} name the two artifacts, which must also be the run's datasets.",
+    argv: ['node', '{file:trainer}', '--evaluate', '--out', '{outputs}'],
+    files: { trainer: 'builtin:reference-trainer.js' },
+    env: {},
+    outputs: [],
+    model: '',
+    hyperparameters: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['model', 'dataset'],
+      properties: { model: artifact, dataset: artifact },
+    },
+    resources: { cpuMillicores: 1000, memoryBytes: 512 * 1024 * 1024, pidsMax: 64, timeoutSeconds: 600 },
+  };
+}
+
 export const cfcdSettingsSchema = z.strictObject({
   inference: inferenceSettingsSchema,
   /** Training runs: the templates StartTraining may name. */
@@ -219,7 +244,9 @@ export function defaultCfcdConfig(): CfcdConfig {
     cfcd: {
       inference: { maxLoadedModels: 4 },
       generation: { endpoints: {} },
-      training: { templates: { 'reference-mlp': referenceTrainingTemplate() } },
+      training: {
+        templates: { 'reference-mlp': referenceTrainingTemplate(), evaluate: referenceEvaluationTemplate() },
+      },
     },
   };
 }

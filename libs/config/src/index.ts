@@ -50,6 +50,7 @@ export {
   MODEL_ID_PATTERN,
   TEMPLATE_NAME_PATTERN,
   referenceTrainingTemplate,
+  referenceEvaluationTemplate,
   trainingTemplateSchema,
   type TrainingTemplateConfig,
   type CfcdConfig,

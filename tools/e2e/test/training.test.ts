@@ -62,6 +62,7 @@ describe('training: dataset artifact → sandboxed training → checkpoint artif
   let aurorad: AetherClient;
   let dir: string;
   let dataset: artifactsV1.Artifact;
+  let checkpoint = '';
 
   const upload = async (data: Buffer, filename: string): Promise<artifactsV1.Artifact> => {
     const res = await clientStreamCall(admin.artifacts.uploadArtifact.bind(admin.artifacts), [
@@ -155,6 +156,7 @@ describe('training: dataset artifact → sandboxed training → checkpoint artif
     });
     expect(templates.map((t) => t.name)).toEqual([
       'trainingTemplates/crash',
+      'trainingTemplates/evaluate',
       'trainingTemplates/probe',
       'trainingTemplates/reference-mlp',
     ]);
@@ -212,6 +214,7 @@ describe('training: dataset artifact → sandboxed training → checkpoint artif
     }
     expect(kinds.get('model.onnx')!.type).toBe(ArtifactType.ARTIFACT_TYPE_MODEL);
     expect(kinds.get('checkpoint.json')!.type).toBe(ArtifactType.ARTIFACT_TYPE_CHECKPOINT);
+    checkpoint = kinds.get('checkpoint.json')!.name;
 
     // The registered model infers sin(x) within tolerance.
     const { model } = await unaryCall(m().getModel.bind(m()), { name: run.model });
@@ -271,6 +274,22 @@ describe('training: dataset artifact → sandboxed training → checkpoint artif
     expect(none.runs.map((r) => r.name)).not.toContain(run.name);
   }, 120_000);
 
+  it('evaluates the checkpoint on the dataset with the built-in evaluate template', async () => {
+    expect(checkpoint).toMatch(/^artifacts\//);
+    const started = await start({
+      template: 'evaluate',
+      datasets: [dataset.name, checkpoint],
+      hyperparameters: { model: checkpoint, dataset: dataset.name },
+    });
+    const { last, metrics } = await watch(started.name, -1n);
+    expect([last.failureReason, ...last.lastLogLines]).toEqual(['']);
+    expect(last.state).toBe(S.TRAINING_RUN_STATE_SUCCEEDED);
+    expect(metrics).toHaveLength(1);
+    expect(metrics[0]!.extra['rows']).toBe(600);
+    expect(metrics[0]!.extra['mse']).toBeLessThan(0.0025); // |error| < 0.05 on average, as Infer showed
+    expect(metrics[0]!.loss).toBe(metrics[0]!.extra['mse']);
+  }, 60_000);
+
   it('runs the trainer in the sandbox: the dataset is read-only and the network unreachable', async () => {
     const started = await start({
       template: 'probe',
@@ -300,7 +319,7 @@ describe('training: dataset artifact → sandboxed training → checkpoint artif
     expect(last.state).toBe(S.TRAINING_RUN_STATE_FAILED);
     expect(metrics.map((p) => p.loss)).toEqual([2.5, 1.25]);
     const run = await get(started);
-    expect(run.failureReason).toMatch(/FAILED.*exit code 3/);
+    expect(run.failureReason).toMatch(/ended FAILED: exited with code 3$/);
     expect(run.lastLogLines).toEqual(expect.arrayContaining(['trainer: fatal: out of cheese']));
     expect(run.checkpoints).toEqual([]);
     expect(run.summaryEntry).toBe('');

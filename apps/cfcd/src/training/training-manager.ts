@@ -101,7 +101,7 @@ function describeJobEnd(job: jobsV1.Job): string {
       ? `killed by ${job.exitStatus.signal}`
       : `exit code ${job.exitStatus.exitCode ?? '?'}`
     : '';
-  return [`job ${job.name} ended ${state}`, how, job.failureReason].filter((s) => s).join(': ');
+  return [`job ${job.name} ended ${state}`, job.failureReason || how].filter((s) => s).join(': ');
 }
 
 /**
@@ -329,8 +329,10 @@ export class TrainingManager {
               type: artifactsV1.ArtifactType.ARTIFACT_TYPE_OTHER,
               mediaType: path.endsWith('.js') ? 'text/javascript' : 'application/octet-stream',
               filename: basename(path),
-              description: `trainer file "${key}" of training template ${t.name}`,
-              labels: { 'aether.training-template': t.name },
+              // The same file may serve several templates: nothing template-specific here, so the
+              // idempotency key (by content) always names the same request.
+              description: 'a training template file (trainer program) uploaded by cfcd',
+              labels: { 'aether.training-file': 'true' },
             },
             expectedDigest: `sha256:${digest}`,
             expectedSizeBytes: BigInt(st.size),
