@@ -9,10 +9,12 @@ import { intentCommand } from './commands/intent';
 import { jobsCommand } from './commands/jobs';
 import { memoryCommand } from './commands/memory';
 import { metricsCommand } from './commands/metrics';
+import { modelsCommand } from './commands/models';
 import { policyCommand } from './commands/policy';
 import { pkiCommand } from './commands/pki';
 import { tokenCommand } from './commands/token';
 import { topCommand } from './commands/top';
+import { trainCommand } from './commands/train';
 
 /** The `aether` command line: one subcommand per capability, human output by default, --json for scripts. */
 export function buildProgram(): Command {
@@ -35,6 +37,8 @@ export function buildProgram(): Command {
   program.addCommand(memoryCommand());
   program.addCommand(eventsCommand());
   program.addCommand(intentCommand());
+  program.addCommand(modelsCommand());
+  program.addCommand(trainCommand());
   program.addCommand(metricsCommand());
   program.addCommand(topCommand());
   program.addCommand(pkiCommand());
