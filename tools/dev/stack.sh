@@ -11,12 +11,29 @@ dev=${AETHER_DEV_DIR:-$root/.aether/dev}
 daemons=(aetherd aurorad cfcd)
 cli() { node "$root/apps/cli/dist/main.js" --config "$dev/client.yaml" "$@"; }
 
+# Installs the shipped files of $1 into $2 the way dpkg treats conffiles: a file you have not edited
+# follows the checkout (the copy last installed is kept in $2/.shipped to tell); an edited one is kept
+# and the new version is put beside it as <file>.shipped.
+install_defaults() {
+  local from=$1 to=$2 f name
+  mkdir -p "$to/.shipped"
+  for f in "$from"/*; do
+    name=$(basename "$f")
+    if [ ! -e "$to/$name" ] || cmp -s "$to/$name" "$to/.shipped/$name"; then
+      cp "$f" "$to/$name"
+    elif ! cmp -s "$to/$name" "$f"; then
+      cp "$f" "$to/$name.shipped"
+      echo "    kept your edited $to/$name; this checkout's version is $name.shipped" >&2
+    fi
+    cp "$f" "$to/.shipped/$name"
+  done
+}
+
 write_configs() {
   mkdir -p "$dev"/{etc,run,state,log,audit,policy,playbooks}
   chmod 0750 "$dev/run"
-  # The shipped default policy and playbooks; files you edited there are kept.
-  cp -n "$root"/deploy/policy/* "$dev/policy/"
-  cp -n "$root"/deploy/aurora/playbooks/* "$dev/playbooks/"
+  install_defaults "$root/deploy/policy" "$dev/policy"
+  install_defaults "$root/deploy/aurora/playbooks" "$dev/playbooks"
   local d state
   for d in "${daemons[@]}"; do
     case $d in aetherd) state=$dev/state/aetherd ;; aurorad) state=$dev/state/aurora ;; cfcd) state=$dev/state/cfc ;; esac
@@ -173,6 +190,20 @@ up() {
   echo "==> intents (aurorad): one sentence becomes a checked plan — a sandboxed job, its output as an artifact,"
   echo "    a memory note, and an answer from memory with citations; every step carries the intent id"
   cli intent --watch "run python3 -c 'print(6*7)' and record the output" | sed 's/^/  /' || true
+  echo
+  echo "==> models (cfcd): a dataset artifact → training in a sandboxed job (an intent: aurorad's train-and-report"
+  echo "    playbook drives cfcd) → checkpoint artifacts with lineage → a registered model → in-process Infer"
+  node apps/cfcd/dist/trainer/make-dataset.js --fn sin --n 1000 --range -3,3 --seed 1 --out "$dev/sin.jsonl"
+  if ds=$(cli artifacts add "$dev/sin.jsonl" --type dataset --no-progress); then
+    cli intent --watch "train reference-mlp on $ds" | sed 's/^/  /' || true
+    run=$(cli train ls --json | node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8"))[0]; if (r) console.log(r.name)')
+    if [ -n "$run" ]; then
+      cli train get "$run" | sed 's/^/  /' || true
+      model=$(cli train get "$run" --json | node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).model)')
+      echo "  the model on x = -1.5, 0, 1.5 (sin x = -0.997, 0, 0.997):"
+      cli models infer "$model" --input 'x=[[-1.5],[0],[1.5]]' | sed 's/^/  /' || true
+    fi
+  fi
   echo
   echo "==> an intent that policy denies before anything runs: a job with host network for aurorad"
   cli intent --goal run-command --param command='python3 -c "import urllib.request"' \

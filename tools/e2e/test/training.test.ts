@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { artifactsV1, jobsV1, memoryV1, modelsV1 } from '@aether/proto';
+import { artifactsV1, intentsV1, jobsV1, memoryV1, modelsV1 } from '@aether/proto';
 import { clientStreamCall, RpcError, serverStreamCall, unaryCall } from '@aether/rpc';
 import type { AetherClient } from '@aether/client';
 import { Stack } from '../src';
@@ -202,6 +202,14 @@ describe('training: dataset artifact → sandboxed training → checkpoint artif
     expect(run.endTime).toBeDefined();
     expect(run.checkpoints.length).toBeGreaterThanOrEqual(2);
     expect(run.model).toBe(`models/tr-${run.id}`);
+    // The spec as it ran: the template's default resources filled in.
+    expect(run.spec!.resources).toEqual({
+      cpuMillicores: 1000,
+      memoryBytes: 536870912n,
+      pidsMax: 64,
+      gpuCount: 0,
+      timeout: { seconds: 3600n, nanos: 0 },
+    });
 
     // The checkpoint artifacts: produced by the job, derived from the dataset (and the trainer file).
     const kinds = new Map<string, artifactsV1.Artifact>();
@@ -381,6 +389,38 @@ describe('training: dataset artifact → sandboxed training → checkpoint artif
     expect(steps).toEqual([...steps].sort((a, b) => a - b));
     expect(metrics.length).toBeGreaterThanOrEqual(90);
     expect(last.model).toBe(`models/tr-${last.id}`);
+  }, 120_000);
+
+  it('an intent drives the round trip: aurorad plans train-and-report, cfcd trains, the report cites the run', async () => {
+    const { intent } = await unaryCall(
+      admin.intents.submitIntent.bind(admin.intents),
+      intentsV1.SubmitIntentRequest.fromPartial({
+        input: { $case: 'text', value: `train reference-mlp on ${dataset.name}` },
+      }),
+    );
+    let current = intent!;
+    for await (const u of serverStreamCall(
+      admin.intents.watchIntent.bind(admin.intents),
+      { name: intent!.name },
+      { timeoutMs: 90_000 },
+    ))
+      if (u.intent) current = u.intent;
+    const steps = current.plan!.steps;
+    expect(steps.map((s) => [s.id, s.tool, s.state, s.error?.message ?? ''])).toEqual([
+      ['train', 'models.train', intentsV1.StepState.STEP_STATE_SUCCEEDED, ''],
+      ['report', 'memory.add', intentsV1.StepState.STEP_STATE_SUCCEEDED, ''],
+    ]);
+    expect(current.state).toBe(intentsV1.IntentState.INTENT_STATE_SUCCEEDED);
+    const result = steps[0]!.result as { run: string; model: string; artifacts: string[] };
+    const run = await get({ name: result.run } as modelsV1.TrainingRun);
+    expect(run.intentId).toBe(intent!.id);
+    expect(run.actor).toBe('spiffe://aether.local/aurorad');
+    expect(run.state).toBe(S.TRAINING_RUN_STATE_SUCCEEDED);
+    expect(result.model).toBe(run.model);
+    expect(result.artifacts).toEqual(run.checkpoints);
+    // The run's job carries the intent too.
+    const { job } = await unaryCall(admin.jobs.getJob.bind(admin.jobs), { name: run.job });
+    expect(job!.spec!.intentId).toBe(intent!.id);
   }, 120_000);
 
   it('refuses bad input with the right codes, and nothing is started', async () => {

@@ -129,9 +129,8 @@ export function trainingJobSpec(
   );
   const r = spec.resources;
   const d = t.config.resources;
-  const timeoutMs = r?.timeout
-    ? Number(r.timeout.seconds) * 1000 + Math.floor(r.timeout.nanos / 1e6)
-    : d.timeoutSeconds * 1000;
+  const asked = r?.timeout ? Number(r.timeout.seconds) * 1000 + Math.floor(r.timeout.nanos / 1e6) : 0;
+  const timeoutMs = asked > 0 ? asked : d.timeoutSeconds * 1000;
   const gpus = r?.gpuCount ?? 0;
   return jobsV1.JobSpec.fromPartial({
     // The hyperparameters file is written by a fixed shell line that never interpolates them; the

@@ -160,6 +160,17 @@ export class TrainingManager {
         r.opts,
       );
       run.job = job!.name;
+      // The spec as it runs: the template's defaults filled in.
+      run.spec = {
+        ...run.spec!,
+        resources: {
+          cpuMillicores: spec.resources?.cpuMillicores ?? 0,
+          memoryBytes: spec.resources?.memoryBytes ?? 0n,
+          pidsMax: spec.resources?.pidsMax ?? 0,
+          gpuCount: spec.devices.length,
+          ...(spec.timeout ? { timeout: spec.timeout } : {}),
+        },
+      };
       this.d.store.update(run);
     } catch (err) {
       this.d.store.delete(id);
@@ -291,7 +302,10 @@ export class TrainingManager {
   }
 
   /** Uploads the template's files (its trainer) as artifacts, once per content; returns key → artifact. */
-  private async uploadFiles(t: Template, opts: CallOpts): Promise<Record<string, string>> {
+  private async uploadFiles(t: Template, callOpts: CallOpts): Promise<Record<string, string>> {
+    // A trainer file serves every run of its templates, not this run's intent: uploaded without it, so
+    // the content-keyed idempotency key always names the same request.
+    const { intentId: _intent, ...opts } = callOpts;
     const out: Record<string, string> = {};
     for (const [key, path] of Object.entries(t.files)) {
       let st;

@@ -54,7 +54,11 @@ function validateStart(req: modelsV1.StartTrainingRequest): void {
       v.check(r.memoryBytes >= 0n, 'spec.resources.memory_bytes', 'must not be negative');
       v.check(r.pidsMax >= 0, 'spec.resources.pids_max', 'must not be negative');
       v.check(r.gpuCount >= 0 && r.gpuCount <= MAX_GPUS, 'spec.resources.gpu_count', `must be 0-${MAX_GPUS}`);
-      v.check(!r.timeout || msFromDuration(r.timeout) > 0, 'spec.resources.timeout', 'must be positive');
+      v.check(
+        !r.timeout || msFromDuration(r.timeout) >= 0,
+        'spec.resources.timeout',
+        "must not be negative (0 or unset: the template's)",
+      );
     }
   }
   checkLabels(v, req.labels, 'labels');
