@@ -93,6 +93,7 @@ describe('training: dataset artifact → sandboxed training → checkpoint artif
   const watch = async (name: string, replayAfterStep?: bigint) => {
     const runs: modelsV1.TrainingRun[] = [];
     const metrics: modelsV1.TrainingMetricPoint[] = [];
+    const order: string[] = [];
     for await (const u of serverStreamCall(
       m().watchTrainingRun.bind(m()),
       modelsV1.WatchTrainingRunRequest.fromPartial({
@@ -101,10 +102,15 @@ describe('training: dataset artifact → sandboxed training → checkpoint artif
       }),
       { timeoutMs: 120_000 },
     )) {
-      if (u.update?.$case === 'run') runs.push(u.update.value);
-      else if (u.update?.$case === 'metric') metrics.push(u.update.value);
+      if (u.update?.$case === 'run') {
+        runs.push(u.update.value);
+        order.push(modelsV1.trainingRunStateToJSON(u.update.value.state));
+      } else if (u.update?.$case === 'metric') {
+        metrics.push(u.update.value);
+        order.push('metric');
+      }
     }
-    return { runs, metrics, last: runs.at(-1)! };
+    return { runs, metrics, order, last: runs.at(-1)! };
   };
 
   beforeAll(async () => {
@@ -180,8 +186,11 @@ describe('training: dataset artifact → sandboxed training → checkpoint artif
     expect(started.job).toMatch(/^jobs\/[0-9a-z]{26}$/);
     expect(started.actor).toBe('spiffe://aether.local/admin');
 
-    const { runs, metrics, last } = await watch(started.name, -1n);
+    const { runs, metrics, order, last } = await watch(started.name, -1n);
     expect(last.state).toBe(S.TRAINING_RUN_STATE_SUCCEEDED);
+    // RUNNING is told before the first point; no point after FINALIZING.
+    expect(order.indexOf('TRAINING_RUN_STATE_RUNNING')).toBeLessThan(order.indexOf('metric'));
+    expect(order.lastIndexOf('metric')).toBeLessThan(order.indexOf('TRAINING_RUN_STATE_FINALIZING'));
     // The states it went through, each once, in order.
     expect([...new Set(runs.map((r) => r.state))]).toEqual([
       ...(runs[0]!.state === S.TRAINING_RUN_STATE_PENDING ? [S.TRAINING_RUN_STATE_PENDING] : []),

@@ -472,6 +472,14 @@ export class TrainingManager {
       { signal },
     );
     for await (const chunk of stream) {
+      // Output means the trainer runs: say so before its first points (WaitJob may not have told yet).
+      const cur = this.d.store.get(id)?.run;
+      if (cur?.state === S.TRAINING_RUN_STATE_PENDING)
+        this.save({
+          ...cur,
+          state: S.TRAINING_RUN_STATE_RUNNING,
+          ...(chunk.time ? { startTime: chunk.time } : {}),
+        });
       if (partial.length === 0) partialStart = chunk.offset;
       const data = partial.length > 0 ? Buffer.concat([partial, chunk.data]) : Buffer.from(chunk.data);
       const points: modelsV1.TrainingMetricPoint[] = [];
