@@ -12,6 +12,7 @@ import { JobManager, type ResolvedJobsConfig } from './job-manager';
 import { jobServiceHandlers } from './job-service';
 import { hostLimits } from './job-spec';
 import { JobStore } from './job-store';
+import { ChildLauncher } from './runtime/launcher';
 import { OciRuntime } from './runtime/oci-runtime';
 
 /**
@@ -45,7 +46,8 @@ export async function startJobs(
     if (f.available) log.info({ feature: f.name }, `host: ${f.name}: ${f.detail}`);
     else log.warn({ feature: f.name }, `host: ${f.name} unavailable: ${f.detail}`);
   }
-  const runtime = new OciRuntime(host.runtime.path, host.monitor.path, jobsConfig.runtimeRoot);
+  const launcher = new ChildLauncher();
+  const runtime = new OciRuntime(host.runtime.path, host.monitor.path, jobsConfig.runtimeRoot, launcher);
   const store = JobStore.open(jobsConfig.dir);
   if (events) {
     store.onChange(({ job, previous }) => {
@@ -117,6 +119,9 @@ export async function startJobs(
           : undefined;
       },
     },
-    close: () => manager.close(),
+    close: async () => {
+      await manager.close();
+      launcher.close();
+    },
   };
 }

@@ -149,7 +149,12 @@ class OtherProcesses {
     let v = this.ours.get(pid);
     if (v === undefined) {
       try {
-        v = this.pids.includes(pid) || readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(this.stackDir);
+        // A daemon's own helpers (aetherd's process launcher) are the daemon's work, not other load.
+        const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
+        v =
+          this.pids.includes(pid) ||
+          this.pids.includes(ppid) ||
+          readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(this.stackDir);
       } catch {
         v = true; // gone: not counted
       }

@@ -1,5 +1,5 @@
-import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { inProcessLauncher, type Launcher } from './launcher';
 
 /** The runtime (or the monitor) refused or failed; `message` is its own words, cleaned of log syntax. */
 export class RuntimeError extends Error {
@@ -46,6 +46,8 @@ export class OciRuntime {
     readonly conmonPath: string,
     /** The runtime's `--root`. */
     readonly root: string,
+    /** Who forks: this process by default; aetherd passes a ChildLauncher (see there why). */
+    private readonly launcher: Launcher = inProcessLauncher,
   ) {}
 
   /**
@@ -91,56 +93,23 @@ export class OciRuntime {
       '--log-level',
       'warn',
     ];
-    const child = spawn(this.conmonPath, args, {
-      // fd 3 is conmon's sync pipe (_OCI_SYNCPIPE): it reports the container pid, or the runtime's error.
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' },
-      detached: true,
+    // fd 3 is conmon's sync pipe (_OCI_SYNCPIPE): it reports the container pid, or the runtime's error.
+    const r = await this.launcher.monitor(this.conmonPath, args, {
+      PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      _OCI_SYNCPIPE: '3',
     });
-    const sync = child.stdio[3] as NodeJS.ReadableStream;
-    let syncText = '';
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      if (stderr.length < 4096) stderr += d.toString();
-    });
-    const result = await new Promise<{ data: number; message?: string }>((resolve, reject) => {
-      let settled = false;
-      const finish = (fn: () => void): void => {
-        if (settled) return;
-        settled = true;
-        fn();
-      };
-      sync.on('data', (d: Buffer) => {
-        syncText += d.toString();
-        const nl = syncText.indexOf('\n');
-        if (nl < 0) return;
-        try {
-          const msg = JSON.parse(syncText.slice(0, nl)) as { data: number; message?: string };
-          finish(() => resolve(msg));
-        } catch (err) {
-          finish(() =>
-            reject(new RuntimeError(`conmon sent an unreadable status: ${syncText.slice(0, nl)}`, 'conmon')),
-          );
-          void err;
-        }
-      });
-      sync.on('end', () =>
-        finish(() =>
-          reject(
-            new RuntimeError(
-              `conmon exited without reporting the container: ${stderr.trim() || 'no message'}`,
-              'conmon',
-            ),
-          ),
-        ),
+    if (r.spawnError !== undefined) throw new RuntimeError(`cannot run conmon: ${r.spawnError}`, 'conmon');
+    if (r.syncLine === undefined)
+      throw new RuntimeError(
+        `conmon exited without reporting the container: ${r.stderr.trim() || 'no message'}`,
+        'conmon',
       );
-      child.on('error', (err) =>
-        finish(() => reject(new RuntimeError(`cannot run conmon: ${err.message}`, 'conmon'))),
-      );
-    });
-    (sync as unknown as { destroy(): void }).destroy();
-    child.stderr?.destroy();
-    child.unref();
+    let result: { data: number; message?: string };
+    try {
+      result = JSON.parse(r.syncLine) as { data: number; message?: string };
+    } catch {
+      throw new RuntimeError(`conmon sent an unreadable status: ${r.syncLine}`, 'conmon');
+    }
     if (result.data < 0) {
       throw new RuntimeError(
         cleanRuntimeMessage(result.message ?? 'the runtime failed to create the container'),
@@ -182,21 +151,14 @@ export class OciRuntime {
     return (parsed ?? []).map((s) => ({ id: s.id, status: s.status, pid: s.pid }));
   }
 
-  private run(args: string[]): Promise<string> {
-    return new Promise((resolve, reject) => {
-      execFile(
-        this.runtimePath,
-        [`--root=${this.root}`, ...args],
-        { timeout: 30_000, maxBuffer: 16 * 1024 * 1024 },
-        (err, stdout, stderr) => {
-          if (err) {
-            reject(new RuntimeError(cleanRuntimeMessage(stderr || err.message), args[0] ?? ''));
-            return;
-          }
-          resolve(stdout);
-        },
-      );
+  private async run(args: string[]): Promise<string> {
+    const r = await this.launcher.exec(this.runtimePath, [`--root=${this.root}`, ...args], {
+      timeoutMs: 30_000,
+      maxBuffer: 16 * 1024 * 1024,
     });
+    if (r.error !== undefined)
+      throw new RuntimeError(cleanRuntimeMessage(r.stderr || r.error), args[0] ?? '');
+    return r.stdout;
   }
 }
 
