@@ -35,6 +35,9 @@ const EVERY_ATTRIBUTE = { principal: 'all', resource: 'all', context: 'all', act
 const MAX_POLICY_SETS = 4096;
 const MAX_SLICES = 16384;
 
+/** How many Cedar answers an engine keeps (per policy set: a reload starts an empty cache). */
+const ANSWER_CACHE_SIZE = 4096;
+
 /** A Cedar error while evaluating one policy (Cedar then treats that policy as not satisfied). */
 export interface PolicyEvaluationError {
   policyId: string;
@@ -100,6 +103,8 @@ export class PolicyEngine {
   /** Identities some policy's scope names: requests from them get slices of their own. */
   private readonly namedPrincipals: Set<string>;
   private readonly slices = new Map<string, Slice>();
+  /** Cedar's answers by their exact sliced input, least recently used first. */
+  private readonly answers = new Map<string, ReturnType<typeof cedar.statefulIsAuthorized>>();
   private readonly psetsByMembers = new Map<string, string>();
   private readonly slicing: boolean;
 
@@ -227,14 +232,28 @@ export class PolicyEngine {
         entities.push({ uid: request.resource, attrs: resourceAttrs, parents: [] });
       }
       if (attributes.actionGroups) entities.push(...action.entities);
-      const answer = cedar.statefulIsAuthorized({
+      const call = {
         principal: request.principal,
         action: { type: `${NAMESPACE}::Action`, id: action.name },
         resource: request.resource,
         context: project(request.context, attributes.context),
         entities,
         preparsedPolicySetId: slice.psetId,
-      });
+      };
+      // Cedar is deterministic: the same sliced input (only the attributes the slice's policies read, so
+      // a request id no policy reads is not part of it) always gets the same answer.
+      const key = JSON.stringify(call);
+      let answer = this.answers.get(key);
+      if (answer) {
+        this.answers.delete(key); // most recently used last
+        this.answers.set(key, answer);
+      } else {
+        answer = cedar.statefulIsAuthorized(call);
+        if (answer.type === 'success') {
+          if (this.answers.size >= ANSWER_CACHE_SIZE) this.answers.delete(this.answers.keys().next().value!);
+          this.answers.set(key, answer);
+        }
+      }
       if (answer.type === 'failure') {
         return fail(`policy engine error: ${answer.errors.map(describe).join('; ')}`);
       }

@@ -161,7 +161,7 @@ describe('the shipped default policy (deploy/policy)', () => {
       ['governance.MintToken', undefined],
       ['governance.ReloadPolicy', undefined],
       ['intents.ApproveIntent', undefined],
-      ['models.StartTraining', undefined],
+      ['models.StartTraining', { ...job({ devices: ['nvidia.com/gpu=0'] }), id: 'new' }],
       ['memory.DeleteEntry', { type: 'memory_entry', id: 'm1', attributes: { tags: ['x'] } }],
     ] as const) {
       expect(decide('admin', action, resource)).toMatchObject({ effect: 'allow', policyIds: ['admins-all'] });
@@ -186,11 +186,18 @@ describe('the shipped default policy (deploy/policy)', () => {
       'artifacts.UploadArtifact',
       'metrics.GetMetrics',
       'models.Infer',
-      'models.StartTraining',
       'grpc.health.v1.Health.Check',
     ];
     for (const action of allowed)
       expect([action, decide('aurorad', action).effect]).toEqual([action, 'allow']);
+    // Training is policed as the job it would submit: on CPU yes, GPUs no.
+    expect(decide('aurorad', 'models.StartTraining', { ...job(), id: 'new' })).toMatchObject({
+      effect: 'allow',
+      policyIds: ['aurorad-models'],
+    });
+    expect(
+      decide('aurorad', 'models.StartTraining', { ...job({ devices: ['nvidia.com/gpu=0'] }), id: 'new' }),
+    ).toMatchObject({ effect: 'deny', policyIds: ['aurorad-training-no-gpu'] });
     const denied = [
       'jobs.DeleteJob',
       'jobs.SignalJob',

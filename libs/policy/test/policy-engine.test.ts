@@ -193,6 +193,25 @@ describe('PolicyEngine decisions', () => {
     });
   });
 
+  it('answers a repeated question from its cache exactly as Cedar did, and never mixes up questions', () => {
+    const shipped = PolicyEngine.fromDirectory(join(__dirname, '..', '..', '..', 'deploy', 'policy'));
+    const none = query('aurorad', 'jobs.SubmitJob', job());
+    const host = query('aurorad', 'jobs.SubmitJob', job({ network: 'host' }));
+    const first = shipped.decide(none);
+    // The same question with another request id (no policy reads it), many times over: the same answer.
+    for (let i = 0; i < 50; i++) {
+      expect(shipped.decide({ ...none, context: { requestId: `req-${i}` } })).toEqual(first);
+      expect(shipped.decide(host)).toMatchObject({ effect: 'deny', policyIds: ['aurorad-job-no-network'] });
+    }
+    expect(first).toMatchObject({ effect: 'allow' });
+    // Another principal, the same resource: its own answer.
+    expect(shipped.decide(query('users/bob', 'jobs.SubmitJob', job())).policyIds).toEqual(['default-deny']);
+    // A token (read by token.cedar) is part of the question: one that does not grant the action denies.
+    const token = { id: 't1', subject: none.principal.id, actions: ['memory.Search'] };
+    expect(shipped.decide(query('aurorad', 'jobs.SubmitJob', job(), { token })).effect).toBe('deny');
+    expect(shipped.decide(none)).toEqual(first);
+  });
+
   it('allows when one determining permit needs no approval, naming only the plain permits', () => {
     expect(engine.decide(query('aurorad', 'jobs.ListJobs'))).toMatchObject({
       effect: 'allow',
