@@ -207,7 +207,7 @@ describe('PolicyEngine decisions', () => {
     // Another principal, the same resource: its own answer.
     expect(shipped.decide(query('users/bob', 'jobs.SubmitJob', job())).policyIds).toEqual(['default-deny']);
     // A token (read by token.cedar) is part of the question: one that does not grant the action denies.
-    const token = { id: 't1', subject: none.principal.id, actions: ['memory.Search'] };
+    const token = { id: 't1', subject: none.principal.id, actions: ['memory.Search'], constraints: {} };
     expect(shipped.decide(query('aurorad', 'jobs.SubmitJob', job(), { token })).effect).toBe('deny');
     expect(shipped.decide(none)).toEqual(first);
   });
