@@ -100,7 +100,10 @@ node -e '
 echo "==> staging production node_modules"
 WS_ARGS=()
 for a in "${APPS[@]}"; do WS_ARGS+=(-w "apps/$a"); done
-npm ls --omit=dev --all --parseable "${WS_ARGS[@]}" 2>/dev/null | sed "s|^$ROOT/||" | grep '^node_modules/' \
+# A dependency whose version differs from the hoisted one lies in its workspace's own node_modules
+# (apps/cfcd/node_modules/ajv): it is staged at the same place.
+npm ls --omit=dev --all --parseable "${WS_ARGS[@]}" 2>/dev/null | sed "s|^$ROOT/||" \
+  | grep -E '^((apps|libs)/[^/]+/)?node_modules/' \
   | grep -v '^node_modules/@aether/' | sort -u > "$WORK/prod-deps.txt"
 while read -r dep; do
   mkdir -p "$LIB/$dep"
@@ -129,7 +132,9 @@ if [[ -d "$ORT" ]]; then
   find "$ORT" -type f \( -name '*.node' -o -name '*.so*' \) -exec strip --strip-unneeded \
     --remove-section=.comment --remove-section=.note {} +
 fi
-find "$NM" -depth \( -name '.github' -o -name '.npmignore' -o -name '.eslintrc*' -o -name '.travis.yml' \
+NMS=("$NM")
+for d in "$LIB"/apps/*/node_modules "$LIB"/libs/*/node_modules; do [[ -d "$d" ]] && NMS+=("$d"); done
+find "${NMS[@]}" -depth \( -name '.github' -o -name '.npmignore' -o -name '.eslintrc*' -o -name '.travis.yml' \
   -o -name '.editorconfig' -o -name '.prettierrc*' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
   -o -name '*.d.ts.map' -o -name '.package-lock.json' -o -name '.bin' \) -exec rm -rf {} +
 # Package docs, tests and tooling (licences are kept); lintian flags them outside /usr/share/doc.
