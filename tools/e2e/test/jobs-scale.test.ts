@@ -7,11 +7,21 @@ import { spec, stateName, submit, wait } from './jobs-helpers';
 
 /** Everything a finished job could leave behind on the host. */
 function leftovers(stack: Stack): Record<string, string[]> {
-  const containers = (JSON.parse(
-    execFileSync('runc', [`--root=${stack.jobsRuntimeRoot}`, 'list', '--format', 'json'], {
-      encoding: 'utf8',
-    }) || 'null',
-  ) ?? []) as { id: string }[];
+  let containers: { id: string }[];
+  try {
+    containers = (JSON.parse(
+      execFileSync('runc', [`--root=${stack.jobsRuntimeRoot}`, 'list', '--format', 'json'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }) || 'null',
+    ) ?? []) as { id: string }[];
+  } catch (err) {
+    // `runc list` fails when a container's state directory disappears while it reads it (a removal in
+    // progress): not settled yet.
+    containers = [
+      { id: `(runc list failed: ${String((err as { stderr?: unknown }).stderr ?? err).trim()})` },
+    ];
+  }
   const cgroups: string[] = [];
   for (const ctrl of readdirSync('/sys/fs/cgroup')) {
     const dir = join('/sys/fs/cgroup', ctrl, stack.jobsCgroupParent);
