@@ -8,7 +8,7 @@ import {
   eventsConfigSchema,
   memoryConfigSchema,
 } from './storage';
-import { defaultServerConfig, serverConfigSchema } from './schemas';
+import { clientEndpointSchema, defaultServerConfig, serverConfigSchema } from './schemas';
 
 /** aetherd also issues capability tokens: it holds the signing key and the registry of minted tokens. */
 export const aetherdConfigSchema = serverConfigSchema.extend({
@@ -26,6 +26,8 @@ export const aetherdConfigSchema = serverConfigSchema.extend({
   memory: memoryConfigSchema,
   /** The event stream (ARCHITECTURE §8). */
   events: eventsConfigSchema,
+  /** How aetherd reaches cfcd, for memory's semantic ranking (`memory.embeddingModel`); unused otherwise. */
+  cfcd: clientEndpointSchema,
 });
 export type AetherdConfig = z.infer<typeof aetherdConfigSchema>;
 
@@ -38,5 +40,13 @@ export function defaultAetherdConfig(): AetherdConfig {
     artifacts: defaultArtifactsConfig(),
     memory: defaultMemoryConfig(),
     events: defaultEventsConfig(),
+    cfcd: {
+      socket: '/run/aether/cfcd.sock',
+      serverId: `spiffe://${base.tls.trustDomain}/cfcd`,
+      mode: 'mtls',
+      caFile: base.tls.caFile,
+      certFile: base.tls.certFile,
+      keyFile: base.tls.keyFile,
+    },
   };
 }

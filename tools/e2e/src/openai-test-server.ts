@@ -15,11 +15,14 @@ export type Script = (request: ModelRequest, n: number) => string;
  * llama.cpp's server, vLLM or Ollama, which cannot run here, speaking the same wire protocol cfcd uses:
  * `POST /v1/chat/completions` with `stream: true`, answered as server-sent events (`data: {chunk}` with
  * `choices[0].delta.content`, a usage chunk, `data: [DONE]`). Each answer is streamed in a few pieces.
+ * `POST /v1/embeddings` answers with the vectors of {@link ScriptedModelServer.embed}.
  */
 export class ScriptedModelServer {
   readonly received: ModelRequest[] = [];
   /** Set per test. */
   script: Script = () => '{}';
+  /** The vector `POST /v1/embeddings` answers for one text; set per test. */
+  embed: (text: string) => number[] = (text) => [text.length, 1];
 
   private constructor(private readonly server: Server) {}
 
@@ -33,6 +36,19 @@ export class ScriptedModelServer {
           body: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>,
         };
         const n = self.received.push(request) - 1;
+        if (req.method === 'POST' && request.path === '/v1/embeddings') {
+          const input = request.body['input'];
+          const texts = Array.isArray(input) ? (input as string[]) : [String(input)];
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({
+              object: 'list',
+              data: texts.map((t, index) => ({ object: 'embedding', index, embedding: self.embed(t) })),
+              usage: { prompt_tokens: texts.join(' ').length, total_tokens: texts.join(' ').length },
+            }),
+          );
+          return;
+        }
         if (req.method !== 'POST' || request.path !== '/v1/chat/completions') {
           res.writeHead(404, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ error: { message: `no route ${req.method} ${request.path}` } }));

@@ -150,6 +150,8 @@ export class Stack {
       };
       if (this.options.artifacts) cfg['artifacts'] = this.options.artifacts;
       if (this.options.memory) cfg['memory'] = this.options.memory;
+      // For memory's semantic leg, when a test sets memory.embeddingModel.
+      cfg['cfcd'] = { socket: this.socket('cfcd'), ...tls(d) };
       if (this.options.events) cfg['events'] = this.options.events;
     }
     return cfg;

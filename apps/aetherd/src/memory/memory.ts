@@ -1,17 +1,19 @@
 import { join } from 'node:path';
 import type { AetherdConfig } from '@aether/config';
 import type { Logger } from '@aether/log';
-import type { memoryV1 } from '@aether/proto';
-import type { ServiceHandlers } from '@aether/rpc';
+import { modelsV1, type memoryV1 } from '@aether/proto';
+import { createClient, type ServiceHandlers } from '@aether/rpc';
+import { CfcdEmbeddingLeg, cfcdEmbedClient } from './cfcd-embeddings';
 import type { EventSink } from '../events/event-hub';
 import { MemoryStore, type MemoryChange } from './memory-store';
 import { memoryServiceHandlers } from './memory-service';
 import { MemorySearch, type EmbeddingLeg } from './search';
 
 /**
- * Brings up the memory store (ARCHITECTURE §6) and returns its service handlers. Semantic ranking needs
- * an {@link EmbeddingLeg}; cfcd serves no embeddings yet, so none is set and `semantic` searches are FTS
- * alone (`semantic_applied: false`), even when `memory.embeddingModel` names a model.
+ * Brings up the memory store (ARCHITECTURE §6) and returns its service handlers. With
+ * `memory.embeddingModel` set, `semantic` searches add a second ranking by cfcd's embeddings of that
+ * model (reached at `cfcd.*`), fused with FTS by reciprocal rank; without it, or while cfcd cannot
+ * answer, they are FTS alone and say so (`semantic_applied: false`).
  */
 export function startMemory(
   config: AetherdConfig,
@@ -40,12 +42,18 @@ export function startMemory(
         }
       : {}),
   });
-  const leg: EmbeddingLeg | undefined = undefined;
-  if (config.memory.embeddingModel)
-    memoryLog.warn(
-      { embeddingModel: config.memory.embeddingModel },
-      'memory: semantic ranking is configured but cfcd serves no embeddings yet; searches use FTS5 alone',
+  let leg: EmbeddingLeg | undefined;
+  let cfcd: modelsV1.ModelRuntimeServiceClient | undefined;
+  const model = config.memory.embeddingModel;
+  if (model) {
+    const name = model.startsWith('models/') ? model : `models/${model}`;
+    cfcd = createClient(modelsV1.ModelRuntimeServiceClient, config.cfcd);
+    leg = new CfcdEmbeddingLeg(name, cfcdEmbedClient(cfcd, name), (rowid) => store.passageText(rowid));
+    memoryLog.info(
+      { embeddingModel: name, cfcd: config.cfcd.socket },
+      'memory: semantic ranking through cfcd',
     );
+  }
   const search = new MemorySearch(store, {
     candidateCap: config.memory.candidateCap,
     log: memoryLog,
@@ -60,6 +68,7 @@ export function startMemory(
     store,
     search,
     close: () => {
+      cfcd?.close();
       search.close();
       store.close();
       return Promise.resolve();

@@ -357,8 +357,8 @@ export function fuseRrf<K>(rankings: readonly (readonly K[])[], k = 60): { key: 
 /**
  * A second ranking by meaning (embeddings of query and passages, e.g. from cfcd), fused with the FTS5
  * ranking by {@link fuseRrf}. Passages are named by their key in the full-text index (stable while their
- * version is current). None is configured until cfcd serves embeddings; then searches with
- * `semantic: true` use FTS alone and say so (`semantic_applied: false`).
+ * version is current). Without one (no `memory.embeddingModel`), or when it fails, searches with
+ * `semantic: true` use FTS alone and say so (`semantic_applied: false`). See CfcdEmbeddingLeg.
  */
 export interface EmbeddingLeg {
   /** The embedding model, for logs. */
