@@ -1,4 +1,4 @@
-import { ProgressBar } from './progress';
+import { ProgressBar, statusLine } from './progress';
 
 /** The drawn text without the erase-to-end-of-line sequence. */
 const plain = (s: string | undefined): string => (s ?? '').split('\x1b[K').join('');
@@ -26,5 +26,43 @@ describe('ProgressBar', () => {
     expect(plain(out.at(-1))).toBe(
       '\rupload 100% [####################]  100 MiB / 100 MiB  25 MiB/s  in 4s\n',
     );
+  });
+});
+
+describe('statusLine', () => {
+  const terminal = () => {
+    const out: string[] = [];
+    return {
+      out,
+      stream: { write: (s: string) => out.push(s) > 0, columns: 30 } as unknown as NodeJS.WriteStream,
+    };
+  };
+
+  it('prints lines above the status line, redrawing it below them, with the width it may use', () => {
+    const { out, stream } = terminal();
+    const widths: number[] = [];
+    const line = statusLine(stream, (w) => {
+      widths.push(w);
+      return 'loss ▇▅▃';
+    });
+    line.print('step 1\n');
+    expect(out.map(plain)).toEqual(['step 1\n', '\rloss ▇▅▃']);
+    line.print('step 2\n');
+    expect(out.slice(2).map(plain)).toEqual(['\r', 'step 2\n', '\rloss ▇▅▃']);
+    expect(widths).toEqual([29, 29]);
+    line.stop();
+    expect(plain(out.at(-1))).toBe('\r');
+  });
+
+  it('shows nothing while render has nothing, and redraws at once when asked', () => {
+    const { out, stream } = terminal();
+    const shows: { text?: string } = {};
+    const line = statusLine(stream, () => shows.text, true);
+    line.print('head\n');
+    expect(out).toEqual(['head\n']);
+    shows.text = 'planning';
+    line.changed(true);
+    expect(out.slice(1).map(plain)).toEqual(['\rplanning']);
+    line.stop();
   });
 });

@@ -73,3 +73,68 @@ export function progressFor(
     columns: process.stderr.columns ?? 80,
   });
 }
+
+/** A line kept at the bottom of a terminal, under the lines printed above it. */
+export interface StatusLine {
+  /** Prints `text` (to stdout) above the line. */
+  print(text: string): void;
+  /** Prints `text` to stderr above the line. */
+  note(text: string): void;
+  /** What the line shows has changed: redraw it at the next tick, or now. */
+  changed(now?: boolean): void;
+  /** Stops redrawing and clears the line. */
+  stop(): void;
+}
+
+/**
+ * Redraws `render(width)` in place on `out` at most ten times a second: when it changed, or on every tick
+ * when `animated` (a spinner). `render` returns undefined to show nothing.
+ */
+export function statusLine(
+  out: NodeJS.WriteStream,
+  render: (width: number) => string | undefined,
+  animated = false,
+): StatusLine {
+  let shown = false;
+  let dirty = true;
+  const clear = (): void => {
+    if (shown) out.write('\r\x1b[K');
+    shown = false;
+  };
+  const draw = (): void => {
+    if (!dirty && !animated) return;
+    dirty = false;
+    const line = render(Math.max(20, (out.columns || 80) - 1));
+    if (line === undefined) return;
+    out.write(`\r${line}\x1b[K`);
+    shown = true;
+  };
+  const timer = setInterval(draw, 100);
+  timer.unref();
+  return {
+    print: (text) => {
+      if (!text) return;
+      clear();
+      out.write(text);
+      dirty = true;
+      draw();
+    },
+    note: (text) => {
+      clear();
+      process.stderr.write(text);
+      dirty = true;
+      draw();
+    },
+    changed: (now = false) => {
+      dirty = true;
+      if (now) {
+        clear();
+        draw();
+      }
+    },
+    stop: () => {
+      clearInterval(timer);
+      clear();
+    },
+  };
+}

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 
@@ -41,4 +42,44 @@ export function machineInfo(): MachineInfo {
     platform: `${process.platform}-${process.arch}`,
     loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
   };
+}
+
+/** The commit the daemons were built from, and which files under `paths` differed from it. */
+export function codeVersion(repoRoot: string, paths: string[]): { commit: string; modified: string[] } {
+  const git = (args: string[]): string => {
+    try {
+      return execFileSync('git', args, {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trimEnd();
+    } catch {
+      return '';
+    }
+  };
+  const modified = git(['status', '--porcelain', '--', ...paths])
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.slice(3));
+  return { commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown', modified };
+}
+
+/** `callers` loops, each calling again as soon as its previous call returns, until `durationMs` is over. */
+export async function closedLoop(
+  call: () => Promise<unknown>,
+  callers: number,
+  durationMs: number,
+): Promise<{ latencies: number[]; elapsedMs: number }> {
+  const latencies: number[] = [];
+  const start = performance.now();
+  const end = start + durationMs;
+  const caller = async (): Promise<void> => {
+    while (performance.now() < end) {
+      const t0 = performance.now();
+      await call();
+      latencies.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: callers }, caller));
+  return { latencies, elapsedMs: performance.now() - start };
 }

@@ -2,9 +2,13 @@ import { onnx } from 'onnx-proto';
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 
-const f32 = (values: number[]): Uint8Array => new Uint8Array(Float32Array.from(values).buffer);
+const f32 = (values: number[] | Float32Array): Uint8Array => {
+  const v = Float32Array.from(values);
+  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+};
 
-const valueInfo = (name: string, dims: (number | string)[]): onnx.IValueInfoProto => ({
+/** A float32 input or output of the graph; a string dimension is dynamic. */
+export const valueInfo = (name: string, dims: (number | string)[]): onnx.IValueInfoProto => ({
   name,
   type: {
     tensorType: {
@@ -14,7 +18,12 @@ const valueInfo = (name: string, dims: (number | string)[]): onnx.IValueInfoProt
   },
 });
 
-const initializer = (name: string, dims: number[], values: number[]): onnx.ITensorProto => ({
+/** A float32 weight of the graph. */
+export const initializer = (
+  name: string,
+  dims: number[],
+  values: number[] | Float32Array,
+): onnx.ITensorProto => ({
   name,
   dims,
   dataType: FLOAT,

@@ -15,7 +15,7 @@ import {
   type ServiceHandlers,
 } from '@aether/rpc';
 import { DigestMismatchError, type ModelFiles } from './model-files';
-import type { ModelRegistry } from './model-registry';
+import type { ModelRegistry, NewModel } from './model-registry';
 
 const { ModelFormat, ModelState } = modelsV1;
 const { ArtifactType } = artifactsV1;
@@ -169,16 +169,6 @@ async function fetchArtifact(
   }
 }
 
-/** What a model is registered as. */
-export interface ModelRegistration {
-  id: string;
-  displayName: string;
-  artifact: string;
-  labels: Record<string, string>;
-  actor: string;
-  trainingRun: string;
-}
-
 /**
  * Registers an ONNX model from a MODEL or CHECKPOINT artifact: downloads it under cfcd's identity,
  * checks its digest, reads its signature. ALREADY_EXISTS / MODEL_EXISTS when the id is taken.
@@ -187,7 +177,7 @@ export async function registerFromArtifact(
   registry: ModelRegistry,
   files: ModelFiles,
   artifacts: artifactsV1.ArtifactServiceClient,
-  m: ModelRegistration,
+  m: NewModel,
   opts: CallOpts,
 ): Promise<modelsV1.Model> {
   if (registry.exists(m.id))

@@ -3,7 +3,15 @@ import { createReadStream, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from '@aether/log';
-import { artifactsV1, jobsV1, memoryV1, modelsV1, msFromDuration, timestampFromDate } from '@aether/proto';
+import {
+  artifactsV1,
+  isTerminalJobState,
+  jobsV1,
+  memoryV1,
+  modelsV1,
+  msFromDuration,
+  timestampFromDate,
+} from '@aether/proto';
 import { clientStreamCall, newId, RpcError, serverStreamCall, unaryCall, type CallOpts } from '@aether/rpc';
 import { OUTPUT_LABEL, trainingJobSpec, type JsonObject, type Template } from './templates';
 import type { TrainingStore } from './training-store';
@@ -15,17 +23,6 @@ const TERMINAL_RUN = new Set([
   S.TRAINING_RUN_STATE_SUCCEEDED,
   S.TRAINING_RUN_STATE_FAILED,
   S.TRAINING_RUN_STATE_STOPPED,
-]);
-const TERMINAL_JOB = new Set([
-  JobState.JOB_STATE_SUCCEEDED,
-  JobState.JOB_STATE_FAILED,
-  JobState.JOB_STATE_STOPPED,
-  JobState.JOB_STATE_KILLED,
-  JobState.JOB_STATE_OOM_KILLED,
-  JobState.JOB_STATE_TIMED_OUT,
-  JobState.JOB_STATE_START_FAILED,
-  JobState.JOB_STATE_LOST,
-  JobState.JOB_STATE_CANCELLED,
 ]);
 const LAST_LOG_LINES = 50;
 const MAX_LINE_BYTES = 64 * 1024;
@@ -413,7 +410,7 @@ export class TrainingManager {
         job.startTime
       )
         this.save({ ...run, state: S.TRAINING_RUN_STATE_RUNNING, startTime: job.startTime });
-      if (TERMINAL_JOB.has(job.state)) break;
+      if (isTerminalJobState(job.state)) break;
     }
     // The log stream ends once the job is terminal and all of its output has been read.
     await Promise.race([logs, sleep(10_000)]);

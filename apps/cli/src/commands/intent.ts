@@ -13,6 +13,7 @@ import {
   withClient,
 } from '../command-support';
 import { errorText, exitCodeForError, withAetherErrors } from '../errors';
+import { statusLine } from '../progress';
 import { formatDuration, parseCount, parseDuration, parseSince, truncate, UsageError } from '../units';
 import {
   approvalText,
@@ -92,7 +93,6 @@ const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '
 function spinnerOutput(out: NodeJS.WriteStream): WatchOutput {
   let frame = 0;
   let intent: intentsV1.Intent | undefined;
-  let shown = false;
   const text = (i: intentsV1.Intent): string => {
     const now = Date.now();
     const running = (i.plan?.steps ?? []).filter((s) => s.state === StepState.STEP_STATE_RUNNING);
@@ -107,40 +107,23 @@ function spinnerOutput(out: NodeJS.WriteStream): WatchOutput {
     if (i.state === IntentState.INTENT_STATE_AWAITING_APPROVAL) return 'waiting for approval';
     return intentStateName(i.state).toLowerCase();
   };
-  const clear = (): void => {
-    if (shown) out.write('\r\x1b[K');
-    shown = false;
-  };
-  const draw = (): void => {
-    if (!intent || isTerminalIntentState(intent.state)) return;
-    frame = (frame + 1) % FRAMES.length;
-    const line = truncate(`${FRAMES[frame]} ${text(intent)}`, Math.max(20, (out.columns || 80) - 1));
-    out.write(`\r${line}\x1b[K`);
-    shown = true;
-  };
-  const timer = setInterval(draw, 100);
-  timer.unref();
+  const line = statusLine(
+    out,
+    (width) => {
+      if (!intent || isTerminalIntentState(intent.state)) return undefined;
+      frame = (frame + 1) % FRAMES.length;
+      return truncate(`${FRAMES[frame]} ${text(intent)}`, width);
+    },
+    true,
+  );
   return {
-    print: (t) => {
-      if (!t) return;
-      clear();
-      out.write(t);
-      draw();
-    },
-    note: (t) => {
-      clear();
-      process.stderr.write(t);
-      draw();
-    },
+    print: (t) => line.print(t),
+    note: (t) => line.note(t),
     status: (i) => {
       intent = i;
-      clear();
-      draw();
+      line.changed(true);
     },
-    stop: () => {
-      clearInterval(timer);
-      clear();
-    },
+    stop: () => line.stop(),
   };
 }
 

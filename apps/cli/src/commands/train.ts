@@ -14,6 +14,7 @@ import {
   withClient,
 } from '../command-support';
 import { errorText, exitCodeForError, withAetherErrors } from '../errors';
+import { statusLine } from '../progress';
 import { formatDuration, parseCount, parseCpu, parseDuration, UsageError } from '../units';
 import { apiErrorNotes, artifactName } from './models-format';
 import {
@@ -58,53 +59,6 @@ async function withTraining(cmd: Command, fn: (c: AetherClient) => Promise<void>
   }
 }
 
-/** On a terminal: the lines a watch prints, under one line redrawn in place with the loss sparkline. */
-interface LiveLine {
-  print(text: string): void;
-  note(text: string): void;
-  changed(): void;
-  stop(): void;
-}
-
-function liveLine(out: NodeJS.WriteStream, view: TrainingWatchView): LiveLine {
-  let shown = false;
-  let dirty = true;
-  const clear = (): void => {
-    if (shown) out.write('\r\x1b[K');
-    shown = false;
-  };
-  const draw = (): void => {
-    if (!dirty) return;
-    dirty = false;
-    out.write(`\r${view.liveLine(Math.max(20, (out.columns || 80) - 1))}\x1b[K`);
-    shown = true;
-  };
-  // At most ten redraws a second, however fast the points come (a replay brings thousands at once).
-  const timer = setInterval(draw, 100);
-  timer.unref();
-  return {
-    print: (text) => {
-      if (!text) return;
-      clear();
-      out.write(text);
-      dirty = true;
-      draw();
-    },
-    note: (text) => {
-      clear();
-      process.stderr.write(text);
-      dirty = true;
-    },
-    changed: () => {
-      dirty = true;
-    },
-    stop: () => {
-      clearInterval(timer);
-      clear();
-    },
-  };
-}
-
 /**
  * Follows a run with WatchTrainingRun (every point recorded so far, then live ones) until it ends, and
  * returns it as it ended. Human output: the run's head, a line per state change, and on a terminal the
@@ -116,7 +70,10 @@ function liveLine(out: NodeJS.WriteStream, view: TrainingWatchView): LiveLine {
 async function follow(c: AetherClient, name: string, json: boolean): Promise<modelsV1.TrainingRun> {
   exitOnClosedPipe();
   const view = new TrainingWatchView();
-  const live = !json && process.stdout.isTTY ? liveLine(process.stdout, view) : undefined;
+  // On a terminal: the lines a watch prints, under one line redrawn in place with the loss sparkline (at
+  // most ten redraws a second, however fast the points come: a replay brings thousands at once).
+  const live =
+    !json && process.stdout.isTTY ? statusLine(process.stdout, (w) => view.liveLine(w)) : undefined;
   const id = name.replace(/^trainingRuns\//, '');
   const detach = detachOnInterrupt(
     `\naether: stopped watching ${name}; it keeps running.\n` +

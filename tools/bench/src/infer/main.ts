@@ -32,7 +32,6 @@
  * processes' CPU is the machine's busy time minus that of this process, cfcd and aetherd. `--profile DIR`:
  * cfcd runs with `--cpu-prof` and writes its profiles (main thread, model worker) into DIR when it stops.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -46,7 +45,7 @@ import type { AetherClient } from '@aether/client';
 import { Stack, repoRoot, type DaemonProcess } from '@aether/e2e';
 import { artifactsV1, metricsV1, modelsV1, msFromDuration } from '@aether/proto';
 import { clientStreamCall, createClient, unaryCall } from '@aether/rpc';
-import { machineBusyMicros, machineInfo } from '../machine';
+import { closedLoop, codeVersion, machineBusyMicros, machineInfo } from '../machine';
 import { median, summarize, type LatencySummary } from '../stats';
 import { mlpModel, seededValues } from './model';
 import type { WorkerReply, WorkerRequest } from './protocol';
@@ -201,25 +200,6 @@ class CpuWindow {
       otherPercent: Math.max(0, (100 * (busyMs - benchMs - cfcdMs - aetherdMs)) / elapsed),
     };
   }
-}
-
-function codeVersion(): { commit: string; modified: string[] } {
-  const git = (args: string[]): string => {
-    try {
-      return execFileSync('git', args, {
-        cwd: repoRoot,
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-      }).trimEnd();
-    } catch {
-      return '';
-    }
-  };
-  const modified = git(['status', '--porcelain', '--', 'apps/cfcd', 'libs'])
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => l.slice(3));
-  return { commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown', modified };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -392,26 +372,6 @@ async function sequential(path: Path, n: number, into: number[]): Promise<void> 
   }
 }
 
-/** `callers` loops, each calling again as soon as its previous call returns, until `durationMs` is over. */
-async function closedLoop(
-  path: Path,
-  callers: number,
-  ms: number,
-): Promise<{ latencies: number[]; elapsedMs: number }> {
-  const latencies: number[] = [];
-  const start = performance.now();
-  const end = start + ms;
-  const caller = async (): Promise<void> => {
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      await path.call();
-      latencies.push(performance.now() - t0);
-    }
-  };
-  await Promise.all(Array.from({ length: callers }, caller));
-  return { latencies, elapsedMs: performance.now() - start };
-}
-
 interface ThroughputRun {
   callers: number;
   calls: number;
@@ -521,7 +481,7 @@ function report(
   },
 ): string {
   const info = machineInfo();
-  const code = codeVersion();
+  const code = codeVersion(repoRoot, ['apps/cfcd', 'libs']);
   const byId = Object.fromEntries(results.map((r) => [r.id, r])) as Record<PathId, PathResult>;
   const { direct, worker, cfcd } = byId;
   const n = params.callers;
@@ -672,7 +632,7 @@ async function main(): Promise<void> {
 
     process.stderr.write(`bench infer: ${params.warmup} warm-up calls per path…\n`);
     for (const id of SEQ_PATHS) await sequential(all[id], params.warmup, []);
-    await closedLoop(all.cfcd, params.callers, 500);
+    await closedLoop(() => all.cfcd.call(), params.callers, 500);
     const idleBefore = params.waitIdle ? await waitForIdle(20_000) : NaN;
 
     process.stderr.write(`bench infer: ${params.calls} sequential calls per path…\n`);
@@ -712,9 +672,13 @@ async function main(): Promise<void> {
       process.stderr.write(
         `bench infer: ${id}, ${params.callers} callers for ${params.durationMs / 1000} s…\n`,
       );
-      await closedLoop(all[id], params.callers, 300);
+      await closedLoop(() => all[id].call(), params.callers, 300);
       const cpu = new CpuWindow(...pids);
-      const { latencies, elapsedMs } = await closedLoop(all[id], params.callers, params.durationMs);
+      const { latencies, elapsedMs } = await closedLoop(
+        () => all[id].call(),
+        params.callers,
+        params.durationMs,
+      );
       const used = cpu.end();
       throughput[id] = {
         callers: params.callers,
@@ -762,7 +726,7 @@ async function main(): Promise<void> {
         benchmark: 'infer',
         date: started.toISOString(),
         command,
-        code: codeVersion(),
+        code: codeVersion(repoRoot, ['apps/cfcd', 'libs']),
         machine: { ...machineInfo(), memoryBytes: totalmem() },
         params,
         model: { digest, width: params.width, batch: params.batch },

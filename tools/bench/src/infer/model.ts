@@ -1,6 +1,5 @@
+import { initializer, valueInfo } from '@aether/e2e';
 import { onnx } from 'onnx-proto';
-
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
 
 /** The benchmark's model: an MLP of `width` inputs, one hidden layer of `width` with ReLU, `width` outputs. */
 export interface MlpShape {
@@ -20,23 +19,6 @@ export function seededValues(seed: number, count: number): Float32Array {
   }
   return out;
 }
-
-const valueInfo = (name: string, dims: (number | string)[]): onnx.IValueInfoProto => ({
-  name,
-  type: {
-    tensorType: {
-      elemType: FLOAT,
-      shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
-    },
-  },
-});
-
-const initializer = (name: string, dims: number[], values: Float32Array): onnx.ITensorProto => ({
-  name,
-  dims,
-  dataType: FLOAT,
-  rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
-});
 
 /**
  * y = relu(x·W1 + b1)·W2 + b2 for x of shape [batch, width] (MatMul, Add, Relu; opset 13), with seeded

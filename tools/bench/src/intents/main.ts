@@ -28,7 +28,6 @@
  * /proc (everything but this process, the daemons and what runs under the stack's directory).
  * `--profile DIR`: the daemons run with `--cpu-prof` and write their profiles into DIR when they stop.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { totalmem } from 'node:os';
@@ -38,7 +37,7 @@ import type { AetherClient } from '@aether/client';
 import { Stack, repoRoot, type DaemonProcess } from '@aether/e2e';
 import { durationFromMs, intentsV1, jobsV1, type timestampV1 } from '@aether/proto';
 import { serverStreamCall } from '@aether/rpc';
-import { machineBusyMicros, machineInfo } from '../machine';
+import { codeVersion, machineBusyMicros, machineInfo } from '../machine';
 import { median, summarize, type LatencySummary } from '../stats';
 
 const { IntentState, IntentEventType } = intentsV1;
@@ -208,25 +207,6 @@ class OtherProcesses {
     }
     return ms;
   }
-}
-
-function codeVersion(): { commit: string; modified: string[] } {
-  const git = (args: string[]): string => {
-    try {
-      return execFileSync('git', args, {
-        cwd: repoRoot,
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-      }).trimEnd();
-    } catch {
-      return '';
-    }
-  };
-  const modified = git(['status', '--porcelain', '--', 'apps/aetherd', 'apps/aurorad', 'libs'])
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => l.slice(3));
-  return { commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown', modified };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -695,7 +675,7 @@ function report(
   },
 ): string {
   const info = machineInfo();
-  const code = codeVersion();
+  const code = codeVersion(repoRoot, ['apps/aetherd', 'apps/aurorad', 'libs']);
   const main = markdown(
     ['Path (ms)', 'p50', 'p90', 'mean', 'min', 'max'],
     [
@@ -858,7 +838,7 @@ async function main(): Promise<void> {
         benchmark: 'intents',
         date: started.toISOString(),
         command,
-        code: codeVersion(),
+        code: codeVersion(repoRoot, ['apps/aetherd', 'apps/aurorad', 'libs']),
         machine: { ...machineInfo(), memoryBytes: totalmem() },
         params,
         specs,

@@ -56,7 +56,7 @@ import {
   type HostFacts,
   type JobSandbox,
 } from '@aether/sandbox';
-import { machineBusyMicros, machineInfo } from '../machine';
+import { codeVersion, machineBusyMicros, machineInfo } from '../machine';
 import { median, summarize, type LatencySummary } from '../stats';
 
 const KiB = 1024;
@@ -1166,26 +1166,6 @@ async function cleanupAll(cpu: CpuAccounting | undefined, dir: string | undefine
 // ---------------------------------------------------------------------------------------------------------
 // Report
 
-/** The commit the daemons were built from, and which of their source files differed from it. */
-function codeVersion(): { commit: string; modified: string[] } {
-  const git = (args: string[]): string => {
-    try {
-      return execFileSync('git', args, {
-        cwd: repoRoot,
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-      }).trimEnd();
-    } catch {
-      return '';
-    }
-  };
-  const modified = git(['status', '--porcelain', '--', 'apps', 'libs'])
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => l.slice(3));
-  return { commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown', modified };
-}
-
 const f1 = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : '-');
 const f2 = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '-');
 const int = (v: number): string => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '-');
@@ -1317,7 +1297,7 @@ async function main(): Promise<void> {
   const info = machineInfo();
   const command = ['node', 'tools/bench/dist/jobs/main.js', ...process.argv.slice(2)].join(' ');
   const started = new Date();
-  const code = codeVersion();
+  const code = codeVersion(repoRoot, ['apps', 'libs']);
   const dir = mkdtempSync(join(tmpdir(), 'aether-bench-jobs-'));
   chmodSync(dir, 0o755);
   const cpu = CpuAccounting.setup();

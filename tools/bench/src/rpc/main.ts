@@ -33,7 +33,7 @@ import {
   type TlsFiles,
   type TransportId,
 } from './protocol';
-import { machineBusyMicros, machineInfo } from '../machine';
+import { closedLoop, machineBusyMicros, machineInfo } from '../machine';
 
 interface Params {
   rounds: number;
@@ -287,26 +287,6 @@ async function sequential(call: Call, n: number): Promise<number[]> {
     latencies.push(performance.now() - t0);
   }
   return latencies;
-}
-
-/** `callers` loops, each calling again as soon as its previous call returns, until `durationMs` is over. */
-async function closedLoop(
-  call: Call,
-  callers: number,
-  durationMs: number,
-): Promise<{ latencies: number[]; elapsedMs: number }> {
-  const latencies: number[] = [];
-  const start = performance.now();
-  const end = start + durationMs;
-  const caller = async (): Promise<void> => {
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      await call();
-      latencies.push(performance.now() - t0);
-    }
-  };
-  await Promise.all(Array.from({ length: callers }, caller));
-  return { latencies, elapsedMs: performance.now() - start };
 }
 
 async function benchTransport(
