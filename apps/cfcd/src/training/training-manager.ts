@@ -468,9 +468,12 @@ export class TrainingManager {
       }),
       { signal },
     );
+    let seenRunning = false;
     for await (const chunk of stream) {
       // Output means the trainer runs: say so before its first points (WaitJob may not have told yet).
-      const cur = this.d.store.get(id)?.run;
+      // Checked on the first chunk only: the state never goes back to PENDING.
+      const cur = seenRunning ? undefined : this.d.store.get(id)?.run;
+      seenRunning = true;
       if (cur?.state === S.TRAINING_RUN_STATE_PENDING)
         this.save({
           ...cur,
